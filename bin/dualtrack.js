@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// the built CLI; `npm run build` (run by `npm ci` through `prepare`) makes dist/
+import { main } from '../dist/cli/index.js'
+
+main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exitCode = code
+}, (err) => {
+  process.stderr.write(`dualtrack: ${err && err.stack ? err.stack : err}\n`)
+  process.exitCode = 1
+})

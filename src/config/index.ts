@@ -1,0 +1,5 @@
+export { loadConfigFile, parseConfig, resolveConfigPath, DEFAULT_CONFIG_PATH } from './load.js'
+export type { Config, RolloutConfig, AffinityConfig, GuardConfig, PlanConfig } from './load.js'
+export { BACKENDS, type BackendName } from './schema.js'
+export { parseDuration } from './duration.js'
+export { watchConfig, type ConfigWatcher } from './watch.js'

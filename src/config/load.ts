@@ -1,0 +1,249 @@
+// load, expand and validate the YAML config; the result is frozen and typed
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { Ajv, type ErrorObject } from 'ajv'
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from 'yaml'
+import { ConfigSchema, type RawConfig, type RawRollout } from './schema.js'
+import { parseDuration } from './duration.js'
+import { DUALTRACK_ERR_CONFIG_ENV, DUALTRACK_ERR_CONFIG_INVALID, DUALTRACK_ERR_CONFIG_NOT_FOUND, DUALTRACK_ERR_CONFIG_SYNTAX } from '../errors.js'
+
+export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml'
+
+export interface AffinityConfig {
+  readonly learn: readonly string[]
+  readonly lookup: readonly string[]
+  readonly ttlMs: number
+  readonly maxEntries: number
+  readonly maxBodyBytes: number
+}
+export interface GuardConfig {
+  readonly windowMs: number
+  readonly minRequests: number
+  readonly maxErrorRate?: number | undefined
+  readonly maxErrorRateDelta?: number | undefined
+  readonly maxP99Ms?: number | undefined
+  readonly maxP99Ratio?: number | undefined
+}
+export interface PlanConfig { readonly steps: readonly number[], readonly holdMs: number }
+export type RolloutConfig = Readonly<Omit<RawRollout, 'affinity' | 'guard' | 'plan' | 'salt'>> & {
+  readonly salt: string
+  readonly affinity?: AffinityConfig | undefined
+  readonly guard?: GuardConfig | undefined
+  readonly plan?: PlanConfig | undefined
+}
+export type Config = Readonly<Omit<RawConfig, 'rollouts'>> & {
+  readonly rollouts: Readonly<Record<string, RolloutConfig>>
+  /** the file it came from, for messages and reloads */
+  readonly file: string
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, multipleOfPrecision: 9, allowUnionTypes: true })
+const validate = ajv.compile<RawConfig>(ConfigSchema)
+
+/** pick the config file: --config beats DUALTRACK_CONFIG beats config/gateway.yaml */
+export function resolveConfigPath (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env.DUALTRACK_CONFIG ?? DEFAULT_CONFIG_PATH)
+}
+
+export function loadConfigFile (file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new DUALTRACK_ERR_CONFIG_NOT_FOUND(file, (err as NodeJS.ErrnoException).code ?? String(err), { cause: err })
+  }
+  return parseConfig(text, file, env)
+}
+
+/** parse YAML text into a validated, frozen Config; throws an error naming file, line and field */
+export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true })
+  if (doc.errors.length > 0) {
+    const msgs = doc.errors.map((e) => {
+      const pos = e.linePos?.[0]
+      return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax error: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`
+    })
+    throw new DUALTRACK_ERR_CONFIG_SYNTAX(msgs.join('\n'))
+  }
+  expandEnv(doc, file, lines, env)
+  const data = (doc.toJS() ?? {}) as Record<string, unknown>
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new DUALTRACK_ERR_CONFIG_INVALID(`${file}:1: the config must be a YAML mapping\n  example: backends: { legacy: { url: "http://127.0.0.1:4001" }, new: { url: "http://127.0.0.1:4002" } }`)
+  }
+  if (!validate(data)) {
+    throw new DUALTRACK_ERR_CONFIG_INVALID(formatErrors(validate.errors ?? [], doc, lines, file))
+  }
+  const problems = crossCheck(data, doc, lines, file)
+  if (problems.length > 0) throw new DUALTRACK_ERR_CONFIG_INVALID(problems.join('\n'))
+  return deepFreeze(normalize(data, file))
+}
+
+// ${VAR} and ${VAR:-default}, expanded in scalar values (not in the text, so lines stay true and
+// a value cannot inject YAML); a plain scalar that was all one ${...} is re-read as a YAML scalar,
+// so `port: ${PORT:-8080}` is a number
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+function expandEnv (doc: Document, file: string, lines: LineCounter, env: NodeJS.ProcessEnv): void {
+  const missing: string[] = []
+  visit(doc, {
+    Scalar (key, node, path) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return
+      const original = node.value
+      const expanded = original.replace(VAR, (_m, name: string, def: string | undefined) => {
+        const v = env[name]
+        if (v !== undefined && v !== '') return v
+        if (def !== undefined) return def
+        const at = node.range ? lines.linePos(node.range[0]) : undefined
+        missing.push(`${file}${at ? `:${at.line}:${at.col}` : ''}: ${pathOf(path, node)}: environment variable ${name} is not set and has no default\n  example: \${${name}:-value} gives a default`)
+        return ''
+      })
+      const whole = /^\$\{[^}]+\}$/.test(original)
+      if (whole && node.type === 'PLAIN') {
+        const reread = parseDocument(expanded).toJS() as unknown
+        node.value = typeof reread === 'number' || typeof reread === 'boolean' ? reread : expanded
+      } else {
+        node.value = expanded
+      }
+    }
+  })
+  if (missing.length > 0) throw new DUALTRACK_ERR_CONFIG_ENV(missing.join('\n'))
+}
+
+function pathOf (ancestors: readonly unknown[], leaf: unknown): string {
+  const parts: string[] = []
+  const chain = [...ancestors, leaf]
+  for (let i = 0; i < chain.length - 1; i++) {
+    const a = chain[i]
+    const next = chain[i + 1]
+    if (isPair(a) && isScalar(a.key)) parts.push(String(a.key.value))
+    else if (isSeq(a)) parts.push(`[${a.items.indexOf(next as never)}]`)
+  }
+  return parts.join('.').replace(/\.\[/g, '[') || '(root)'
+}
+
+function fieldName (instancePath: string): string {
+  if (instancePath === '') return '(root)'
+  return instancePath.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '')
+}
+
+function segments (instancePath: string): (string | number)[] {
+  if (instancePath === '') return []
+  return instancePath.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~')).map((p) => (/^\d+$/.test(p) ? Number(p) : p))
+}
+
+function lineOf (doc: Document, lines: LineCounter, path: (string | number)[], keyNode = false): string {
+  let node: unknown = doc.contents
+  let keyAt: Node | undefined
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg))
+      if (!pair) break
+      keyAt = pair.key as Node
+      node = pair.value
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg]
+      keyAt = undefined
+    } else break
+  }
+  const target = (keyNode && keyAt) ? keyAt : (node as Node | undefined)
+  const offset = target?.range?.[0]
+  if (offset === undefined) return ''
+  const { line, col } = lines.linePos(offset)
+  return `:${line}:${col}`
+}
+
+function exampleOf (err: ErrorObject): string {
+  const schema = err.parentSchema as { examples?: unknown[] } | undefined
+  const ex = schema?.examples?.[0]
+  return typeof ex === 'string' ? `\n  example: ${ex}` : ''
+}
+
+function formatErrors (errors: ErrorObject[], doc: Document, lines: LineCounter, file: string): string {
+  // anyOf (durations) reports each branch: keep the summary line only
+  const seen = new Set<string>()
+  const out: string[] = []
+  const unionPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf' && unionPaths.has(e.instancePath)) continue
+    let path = segments(e.instancePath)
+    let msg: string
+    let onKey = false
+    if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty
+      path = [...path, extra]
+      onKey = true
+      const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {})
+      msg = `unknown key${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`
+    } else if (e.keyword === 'required') {
+      const missing = (e.params as { missingProperty: string }).missingProperty
+      msg = `${fieldName(e.instancePath) === '(root)' ? missing : `${fieldName(e.instancePath)}.${missing}`} is required`
+      const sub = (e.parentSchema as { properties?: Record<string, { examples?: string[] }> }).properties?.[missing]
+      const ex = sub?.examples?.[0]
+      const key = `${e.instancePath}|${msg}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      out.push(`${file}${lineOf(doc, lines, path)}: ${msg}${ex ? `\n  example: ${ex}` : exampleOf(e)}`)
+      continue
+    } else if (e.keyword === 'anyOf') {
+      msg = 'must be a duration: milliseconds, or a number with ms, s, m, h or d'
+    } else if (e.keyword === 'multipleOf') {
+      msg = 'must have at most two decimals'
+    } else if (e.keyword === 'enum') {
+      msg = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`
+    } else {
+      msg = e.message ?? e.keyword
+    }
+    const field = fieldName(path.length ? '/' + path.join('/') : '')
+    const key = `${field}|${msg}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    out.push(`${file}${lineOf(doc, lines, path, onKey)}: ${field}: ${msg}${exampleOf(e)}`)
+  }
+  return out.join('\n')
+}
+
+// what one JSON schema cannot say
+function crossCheck (cfg: RawConfig, doc: Document, lines: LineCounter, file: string): string[] {
+  const out: string[] = []
+  const names = new Set<string>()
+  cfg.routes.forEach((r, i) => {
+    if (!(r.rollout in cfg.rollouts)) {
+      out.push(`${file}${lineOf(doc, lines, ['routes', i, 'rollout'])}: routes[${i}].rollout: no rollout named ${r.rollout} (rollouts: ${Object.keys(cfg.rollouts).join(', ') || 'none'})\n  example: rollout: ${Object.keys(cfg.rollouts)[0] ?? 'checkout'}`)
+    }
+    if (names.has(r.name)) out.push(`${file}${lineOf(doc, lines, ['routes', i, 'name'])}: routes[${i}].name: ${r.name} is used by another route\n  example: name: ${r.name}-2`)
+    names.add(r.name)
+  })
+  for (const [name, r] of Object.entries(cfg.rollouts)) {
+    const both = r.force.new.filter((k) => r.force.legacy.includes(k))
+    if (both.length > 0) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'force'])}: rollouts.${name}.force: ${both.join(', ')} is forced to both new and legacy\n  example: force: { new: [qa-user-1], legacy: [vip-42] }`)
+    if (r.plan) {
+      const s = r.plan.steps
+      if (s.some((v, i) => i > 0 && v <= (s[i - 1] as number))) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'plan', 'steps'])}: rollouts.${name}.plan.steps: must rise step by step\n  example: steps: [5, 10, 25, 50, 100]`)
+    }
+  }
+  return out
+}
+
+function normalize (raw: RawConfig, file: string): Config {
+  const rollouts: Record<string, RolloutConfig> = {}
+  for (const [name, r] of Object.entries(raw.rollouts)) {
+    const { affinity, guard, plan, salt, ...rest } = r
+    rollouts[name] = {
+      ...rest,
+      salt: salt ?? name,
+      affinity: affinity && { learn: affinity.learn, lookup: affinity.lookup, ttlMs: parseDuration(affinity.ttl), maxEntries: affinity.maxEntries, maxBodyBytes: affinity.maxBodyBytes },
+      guard: guard && { ...guard, windowMs: parseDuration(guard.window) },
+      plan: plan && { steps: plan.steps, holdMs: parseDuration(plan.hold) }
+    }
+  }
+  return { ...raw, rollouts, file }
+}
+
+function deepFreeze<T> (o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o)
+    for (const v of Object.values(o)) deepFreeze(v)
+  }
+  return o
+}

@@ -1,0 +1,143 @@
+// the gateway's configuration as a JSON schema (TypeBox builds it, Ajv checks it);
+// `examples` on a node is what a config error shows as a valid example
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+const Backend = () => Type.Unsafe<'legacy' | 'new'>({ type: 'string', enum: ['legacy', 'new'], default: 'legacy', examples: ['default: legacy'] })
+
+// percent: 0..100 with at most two decimals (0.01% resolution, DESIGN.md §1)
+export const PercentSchema = Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, examples: ['percent: 5'] })
+
+// a duration: milliseconds as a number, or "500ms", "60s", "10m", "2h", "30d"
+const Duration = (example: string) => Type.Union([
+  Type.Integer({ minimum: 0 }),
+  Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)$' })
+], { examples: [example] })
+
+// where a cohort key, a region or an order id is read from
+const KEY_SOURCE = '^(header|cookie|query|jwt):[A-Za-z0-9_.!#$%&\'*+^`|~-]+$'
+const KeySource = Type.String({ pattern: KEY_SOURCE, examples: ['header:x-user-id'] })
+const AFFINITY_LEARN = '^(json:\\$(\\.[A-Za-z0-9_-]+)+|header:[A-Za-z0-9_-]+)$'
+const AFFINITY_LOOKUP = '^(json:\\$(\\.[A-Za-z0-9_-]+)+|header:[A-Za-z0-9_-]+|form:[A-Za-z0-9_.-]+|query:[A-Za-z0-9_.-]+|path:/.*:[A-Za-z][A-Za-z0-9_]*.*)$'
+
+const obj = <T extends Record<string, TSchema>>(props: T, example: string, extra: Record<string, unknown> = {}) =>
+  Type.Object(props, { additionalProperties: false, examples: [example], ...extra })
+
+export const BackendSchema = obj({
+  url: Type.String({ pattern: '^https?://[^\\s/]+(/.*)?$', examples: ['url: "http://127.0.0.1:4001"'] }),
+  /** overall deadline for one upstream request (headers and body) */
+  timeoutMs: Type.Integer({ minimum: 1, default: 10_000, examples: ['timeoutMs: 10000'] }),
+  connectTimeoutMs: Type.Integer({ minimum: 1, default: 2_000, examples: ['connectTimeoutMs: 2000'] }),
+  /** idle keep-alive to the backend: keep it shorter than the backend's own idle timeout */
+  keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 4_000, examples: ['keepAliveTimeoutMs: 4000'] }),
+  connections: Type.Integer({ minimum: 1, default: 128, examples: ['connections: 128'] })
+}, 'legacy: { url: "http://127.0.0.1:4001", timeoutMs: 10000 }')
+
+const ShadowSchema = obj({
+  percent: Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, default: 100, examples: ['percent: 100'] }),
+  methods: Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { default: ['GET'], examples: ['methods: [GET]'] }),
+  writes: Type.Unsafe<'off' | 'dry-run'>({ type: 'string', enum: ['off', 'dry-run'], default: 'off', examples: ['writes: off'] }),
+  timeoutMs: Type.Integer({ minimum: 1, default: 2_000, examples: ['timeoutMs: 2000'] }),
+  maxInFlight: Type.Integer({ minimum: 1, default: 256, examples: ['maxInFlight: 256'] }),
+  maxBodyBytes: Type.Integer({ minimum: 0, default: 262_144, examples: ['maxBodyBytes: 262144'] }),
+  sameBackendPercent: Type.Number({ minimum: 0, maximum: 100, default: 0, examples: ['sameBackendPercent: 5'] }),
+  compare: obj({
+    ignore: Type.Array(Type.String({ pattern: '^\\$' }), { default: [] }),
+    headers: Type.Array(Type.String(), { default: [] }),
+    numericTolerance: Type.Number({ minimum: 0, default: 0 }),
+    unorderedArrays: Type.Boolean({ default: false })
+  }, 'compare: { ignore: [$.createdAt], headers: [content-type], numericTolerance: 0.001 }', { default: {} }),
+  redact: Type.Array(Type.String({ pattern: '^\\$' }), { default: [], examples: ['redact: [$.buyer.address]'] })
+}, 'shadow: { percent: 100, methods: [GET], writes: off }')
+
+export const RolloutSchema = obj({
+  percent: PercentSchema,
+  /** reshuffles the cohort when changed; defaults to the rollout's name */
+  salt: Type.Optional(Type.String({ minLength: 1, examples: ['salt: checkout-2026'] })),
+  cohortKey: Type.Array(KeySource, { minItems: 1, examples: ['cohortKey: [header:x-user-id, cookie:uid, jwt:sub]'] }),
+  unkeyed: Type.Unsafe<'legacy' | 'new'>({ type: 'string', enum: ['legacy', 'new'], default: 'legacy', examples: ['unkeyed: legacy'] }),
+  regions: Type.Optional(obj({
+    key: KeySource,
+    percent: Type.Record(Type.String({ minLength: 1 }), PercentSchema, { default: {}, examples: ['percent: { guangdong: 100, zhejiang: 20 }'] })
+  }, 'regions: { key: header:x-region, percent: { guangdong: 100 } }')),
+  force: obj({
+    new: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+    legacy: Type.Array(Type.String({ minLength: 1 }), { default: [] })
+  }, 'force: { new: [qa-user-1], legacy: [vip-42] }', { default: {} }),
+  affinity: Type.Optional(obj({
+    learn: Type.Array(Type.String({ pattern: AFFINITY_LEARN }), { default: [], examples: ['learn: [json:$.orderId, header:location]'] }),
+    lookup: Type.Array(Type.String({ pattern: AFFINITY_LOOKUP }), { default: [], examples: ['lookup: [path:/api/orders/:orderId, form:out_trade_no]'] }),
+    ttl: Duration('ttl: 30d'),
+    maxEntries: Type.Integer({ minimum: 1, default: 1_000_000, examples: ['maxEntries: 1000000'] }),
+    maxBodyBytes: Type.Integer({ minimum: 1, default: 65_536, examples: ['maxBodyBytes: 65536'] })
+  }, 'affinity: { learn: [json:$.orderId], lookup: [form:out_trade_no], ttl: 30d }')),
+  guard: Type.Optional(obj({
+    window: Duration('window: 60s'),
+    minRequests: Type.Integer({ minimum: 1, default: 200 }),
+    maxErrorRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    maxErrorRateDelta: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    maxP99Ms: Type.Optional(Type.Number({ minimum: 0 })),
+    maxP99Ratio: Type.Optional(Type.Number({ minimum: 1 }))
+  }, 'guard: { window: 60s, minRequests: 200, maxErrorRate: 0.02 }')),
+  plan: Type.Optional(obj({
+    steps: Type.Array(PercentSchema, { minItems: 1, examples: ['steps: [5, 10, 25, 50, 100]'] }),
+    hold: Duration('hold: 10m')
+  }, 'plan: { steps: [5, 10, 25, 50, 100], hold: 10m }'))
+}, 'checkout: { percent: 5, salt: checkout-2026, cohortKey: [header:x-user-id] }')
+
+export const RouteSchema = obj({
+  name: Type.String({ pattern: '^[A-Za-z0-9_.-]+$', examples: ['name: orders'] }),
+  match: obj({
+    prefix: Type.String({ pattern: '^/', examples: ['prefix: /api/orders'] }),
+    methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1, examples: ['methods: [GET, POST]'] }))
+  }, 'match: { prefix: /api/orders, methods: [GET, POST] }'),
+  rollout: Type.String({ minLength: 1, examples: ['rollout: checkout'] }),
+  shadow: Type.Optional(ShadowSchema)
+}, '- { name: orders, match: { prefix: /api/orders }, rollout: checkout }')
+
+const TokenSchema = obj({
+  name: Type.String({ minLength: 1 }),
+  token: Type.String({ minLength: 16, examples: ['token: "${DUALTRACK_OPERATOR_TOKEN}"'] }),
+  role: Type.Unsafe<'operator' | 'viewer'>({ type: 'string', enum: ['operator', 'viewer'], examples: ['role: operator'] })
+}, '- { name: oncall, token: "${DUALTRACK_OPERATOR_TOKEN}", role: operator }')
+
+export const ConfigSchema = obj({
+  server: obj({
+    host: Type.String({ default: '0.0.0.0' }),
+    port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080, examples: ['port: 8080'] }),
+    /** inbound body limit in bytes (413 past it) */
+    bodyLimit: Type.Integer({ minimum: 1, default: 1_048_576, examples: ['bodyLimit: 1048576'] }),
+    /** inbound deadline for a whole request; must not be 0 */
+    requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, examples: ['requestTimeoutMs: 60000'] }),
+    keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 72_000, examples: ['keepAliveTimeoutMs: 72000'] }),
+    /** CIDRs of proxies in front of dualtrack whose x-forwarded-for is kept */
+    trustedProxies: Type.Array(Type.String(), { default: [], examples: ['trustedProxies: [10.0.0.0/8]'] }),
+    /** after SIGTERM: keep serving (not ready) this long before closing */
+    drainDelayMs: Type.Integer({ minimum: 0, default: 0, examples: ['drainDelayMs: 5000'] })
+  }, 'server: { host: 0.0.0.0, port: 8080 }', { default: {} }),
+  admin: obj({
+    host: Type.String({ default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65_535, default: 9090, examples: ['port: 9090'] }),
+    tokens: Type.Array(TokenSchema, { default: [] }),
+    metricsAuth: Type.Boolean({ default: false })
+  }, 'admin: { host: 127.0.0.1, port: 9090 }', { default: {} }),
+  backends: obj({ legacy: BackendSchema, new: BackendSchema },
+    'backends: { legacy: { url: "http://127.0.0.1:4001" }, new: { url: "http://127.0.0.1:4002" } }',
+    { required: ['legacy', 'new'] }),
+  state: obj({
+    store: Type.Unsafe<'file' | 'redis'>({ type: 'string', enum: ['file', 'redis'], default: 'file', examples: ['store: file'] }),
+    file: Type.String({ default: 'var/state.json' }),
+    redis: obj({
+      url: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379', examples: ['url: "${REDIS_URL:-redis://127.0.0.1:6379}"'] }),
+      prefix: Type.String({ default: 'dualtrack:' })
+    }, 'redis: { url: "redis://127.0.0.1:6379", prefix: "dualtrack:" }', { default: {} })
+  }, 'state: { store: file, file: var/state.json }', { default: {} }),
+  rollouts: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), RolloutSchema, { default: {}, examples: ['rollouts: { checkout: { percent: 5, cohortKey: [header:x-user-id] } }'] }),
+  routes: Type.Array(RouteSchema, { default: [], examples: ['routes: [{ name: orders, match: { prefix: /api/orders }, rollout: checkout }]'] }),
+  default: Backend()
+}, 'see config/gateway.yaml', { required: ['backends'] })
+
+export type RawConfig = Static<typeof ConfigSchema>
+export type RawRollout = Static<typeof RolloutSchema>
+export type RawRoute = Static<typeof RouteSchema>
+export type BackendName = 'legacy' | 'new'
+export const BACKENDS: readonly BackendName[] = Object.freeze(['legacy', 'new'])

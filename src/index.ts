@@ -1,0 +1,5 @@
+export { buildApp, type Dualtrack, type BuildOptions } from './app.js'
+export { startGateway, type Running, type StartOptions } from './main.js'
+export * from './config/index.js'
+export * from './routing/index.js'
+export * as errors from './errors.js'

@@ -1,0 +1,128 @@
+// the data plane's one Fastify handler: match the route, decide, forward, report
+import { Transform, type TransformCallback, type Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { BackendName } from '../config/index.js'
+import { decideInto, pathOf, type Decision, type Router, type CompiledRoute, type RequestView } from '../routing/index.js'
+import type { Upstreams } from './upstream-pool.js'
+import { upstreamRequestHeaders, type TrustedProxies } from './headers.js'
+import { forward, type ExchangeResult } from './forward.js'
+import { DUALTRACK_ERR_BODY_TOO_LARGE } from '../errors.js'
+
+/** what a finished request reports (metrics, access log, guard, affinity learning) */
+export interface RequestReport {
+  readonly route: CompiledRoute | undefined
+  readonly method: string
+  readonly decision: Decision
+  readonly result: ExchangeResult
+  readonly startedAt: bigint
+}
+
+/** hooks that later features plug in; each defaults to a no-op, so a disabled feature costs nothing */
+export interface DataPlaneHooks {
+  /** the affinity owner of the order this request names, if the route's rollout knows it */
+  lookupOwner (route: CompiledRoute, req: RequestView, body: Buffer | undefined): BackendName | undefined | Promise<BackendName | undefined>
+  /** does this route need the request body before routing (affinity lookups in bodies, shadowed writes)? */
+  bufferRequestBody (route: CompiledRoute, method: string): number
+  /** up to how many answer bytes to keep for learning (0: stream the answer untouched) */
+  captureAnswer (route: CompiledRoute, method: string, backend: BackendName): number
+  /** an answer was complete (captured body when asked for); runs before the client gets it */
+  learn (route: CompiledRoute, backend: BackendName, status: number, headers: Record<string, string | string[] | undefined>, body: Buffer | undefined): void | Promise<void>
+  /** after the exchange: metrics, logs, guard, shadow copies */
+  done (report: RequestReport, request: FastifyRequest, body: Buffer | undefined): void
+}
+
+export interface DataPlane {
+  router: Router
+  readonly upstreams: Upstreams
+  readonly trusted: TrustedProxies
+  readonly bodyLimit: number
+  hooks: DataPlaneHooks
+}
+
+export const NOOP_HOOKS: DataPlaneHooks = {
+  lookupOwner: () => undefined,
+  bufferRequestBody: () => 0,
+  captureAnswer: () => 0,
+  learn: () => undefined,
+  done: () => undefined
+}
+
+// a chunked upload is counted as it streams; past the limit the upload is cut
+class BodyLimit extends Transform {
+  #left: number
+  constructor (limit: number) { super(); this.#left = limit }
+  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#left -= chunk.length
+    if (this.#left < 0) cb(new DUALTRACK_ERR_BODY_TOO_LARGE(0))
+    else cb(null, chunk)
+  }
+}
+
+function tooLarge (reply: FastifyReply, limit: number, decision: Decision): void {
+  const e = new DUALTRACK_ERR_BODY_TOO_LARGE(limit)
+  reply.code(413).header('x-dualtrack-backend', decision.backend).header('x-dualtrack-reason', decision.reason)
+    .header('connection', 'close')
+    .send({ error: e.code, message: e.message })
+}
+
+async function readBody (stream: Readable, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const c of stream) {
+    n += (c as Buffer).length
+    if (n > limit) return null
+    chunks.push(c as Buffer)
+  }
+  return Buffer.concat(chunks, n)
+}
+
+export function createProxyHandler (dp: DataPlane) {
+  return async function proxyHandler (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const raw = request.raw
+    const method = raw.method as string
+    const url = raw.url as string
+    const router = dp.router
+    const route = router.table.match(method, pathOf(url))
+    const decision: Decision = { backend: router.defaultBackend, reason: 'default', bucket: -1 }
+    const te = raw.headers['transfer-encoding']
+    const cl = raw.headers['content-length']
+    const hasBody = te !== undefined || (cl !== undefined && cl !== '0')
+    if (cl !== undefined && Number(cl) > dp.bodyLimit) return tooLarge(reply, dp.bodyLimit, decision)
+
+    let body: Readable | Buffer | null = hasBody ? raw : null
+    let buffered: Buffer | undefined
+    if (route !== undefined) {
+      const view = raw as RequestView
+      const wanted = hasBody ? dp.hooks.bufferRequestBody(route, method) : 0
+      if (wanted > 0) {
+        // small, bounded read, only on routes that need it (affinity lookups in bodies, shadowed writes)
+        const b = await readBody(raw, dp.bodyLimit)
+        if (b === null) return tooLarge(reply, dp.bodyLimit, decision)
+        body = buffered = b
+      }
+      const owner = dp.hooks.lookupOwner(route, view, buffered)
+      decideInto(decision, route.rollout, view, (owner !== undefined && typeof owner !== 'string') ? await owner : owner)
+    }
+    if (body !== null && !Buffer.isBuffer(body) && te !== undefined) body = body.pipe(new BodyLimit(dp.bodyLimit))
+
+    const backend = decision.backend
+    const upstream = dp.upstreams[backend]
+    const startedAt = process.hrtime.bigint()
+    reply.hijack()
+    const capture = route === undefined || method !== 'POST' ? 0 : dp.hooks.captureAnswer(route, method, backend)
+    const hooks = dp.hooks
+    forward({
+      upstream,
+      backend,
+      method,
+      path: upstream.basePath === '' ? url : upstream.basePath + url,
+      headers: upstreamRequestHeaders(raw.headers, raw.socket.remoteAddress, dp.trusted, 'http'),
+      body,
+      res: reply.raw,
+      addHeaders: { 'x-dualtrack-backend': backend, 'x-dualtrack-reason': decision.reason, 'x-request-id': request.id },
+      captureBytes: capture,
+      beforeHead: capture > 0 && route !== undefined ? (status, headers, answer) => hooks.learn(route, backend, status, headers, answer) : undefined,
+      onDone: (result) => hooks.done({ route, method, decision, result, startedAt }, request, buffered)
+    })
+  }
+}
