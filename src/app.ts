@@ -1,22 +1,31 @@
 // the composition root: builds the data-plane and admin Fastify apps from a validated config and
 // wires config, routing, proxy, state, admin and metrics together; it does not listen
 import { randomUUID } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
 import Fastify, { LogController, type FastifyInstance, type FastifyBaseLogger } from 'fastify'
-import type { Config } from './config/index.js'
+import { loadConfigFile, watchConfig, type Config, type ConfigWatcher } from './config/index.js'
 import { Router } from './routing/index.js'
 import { createUpstreams, closeUpstreams, compileTrustedProxies, createProxyHandler, NOOP_HOOKS, type DataPlane, type DataPlaneHooks, type RequestReport } from './proxy/index.js'
+import { StateManager, createStateStore, yamlViews, syncYaml, type StateStore } from './state/index.js'
+import { createAuth, registerAdminRoutes, ADMIN_BODY_LIMIT, type Auth } from './admin/index.js'
 
 export interface BuildOptions {
-  /** a pino logger (tests pass a silent or capturing one) */
+  /** a pino logger (tests pass a capturing one) */
   readonly logger?: FastifyBaseLogger
+  /** watch the config file and reload on change (the CLI does) */
+  readonly watch?: boolean
+  readonly env?: NodeJS.ProcessEnv
 }
 
 export interface Dualtrack {
   readonly gateway: FastifyInstance
   readonly admin: FastifyInstance
   readonly dataPlane: DataPlane
+  readonly state: StateManager
   /** the config in force */
   config(): Config
+  /** re-read the config file; a bad one is refused and the last good one stays */
+  reload(): Promise<{ ok: true } | { ok: false, error: string }>
   /** stop accepting, finish in-flight requests, close pools and stores */
   close(): Promise<void>
   /** SIGTERM: not ready at once, keep serving for server.drainDelayMs, then close */
@@ -26,7 +35,7 @@ export interface Dualtrack {
 }
 
 export const LOG_REDACT = [
-  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'token', '*.token'
+  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'token', '*.token', 'authorization'
 ]
 
 export function loggerOptions (level = process.env.LOG_LEVEL ?? 'info') {
@@ -34,7 +43,7 @@ export function loggerOptions (level = process.env.LOG_LEVEL ?? 'info') {
 }
 
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<Dualtrack> {
-  const current = config
+  let current = config
   const gateway = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: loggerOptions() }),
     // one access line per request is written by the proxy itself (cheaper than onResponse hooks)
@@ -46,19 +55,26 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    // any method, any path: routing is dualtrack's own table
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 }
   })
   const log = gateway.log
+
+  const store: StateStore = await createStateStore(config, log)
+  const state = new StateManager(store, log)
 
   const dataPlane: DataPlane = {
     router: new Router(config),
     upstreams: createUpstreams(config.backends),
     trusted: compileTrustedProxies(config.server.trustedProxies),
     bodyLimit: config.server.bodyLimit,
-    hooks: NOOP_HOOKS
+    hooks: NOOP_HOOKS,
+    draining: false
   }
   dataPlane.hooks = { ...NOOP_HOOKS, done: accessLog(log) } satisfies DataPlaneHooks
+
+  // every state change (local, remote, reload) lands in the router the request path reads
+  state.onChange(() => dataPlane.router.applyState(state.live()))
+  await state.init(yamlViews(config))
 
   // bodies are not parsed: they stream to the backend untouched
   gateway.removeAllContentTypeParsers()
@@ -67,30 +83,88 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   gateway.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/*', handler })
   gateway.addHook('onClose', async () => { await closeUpstreams(dataPlane.upstreams) })
 
-  const admin = Fastify({ loggerInstance: log.child({ listener: 'admin' }), bodyLimit: 65_536, logController: new LogController({ disableRequestLogging: true }) })
-  admin.get('/healthz', async () => ({ status: 'ok' }))
-  let draining = false
-  admin.get('/readyz', async (_req, reply) => draining
-    ? reply.code(503).send({ status: 'draining' })
-    : reply.send({ status: 'ready' }))
+  let auth: Auth = createAuth(config.admin.tokens)
+  if (auth.generated !== undefined) {
+    // the contract's one exception to "tokens are never logged": there is no other way to learn it
+    log.warn(`admin token: no admin.tokens configured, so this run made an operator token: ${auth.generated}`)
+  }
 
+  const reload = async (): Promise<{ ok: true } | { ok: false, error: string }> => {
+    let next: Config
+    try {
+      next = loadConfigFile(current.file, opts.env ?? process.env)
+    } catch (err) {
+      log.error({ file: current.file, error: (err as Error).message }, 'config refused: the last good config stays')
+      return { ok: false, error: (err as Error).message }
+    }
+    const restartOnly = (['server', 'admin', 'state'] as const).filter((k) => k !== 'admin' && !isDeepStrictEqual(next[k], current[k]))
+    if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these keys change on restart only')
+    // build everything first, then swap: a request sees the old config or the new one, never half
+    const router = new Router(next, state.live())
+    const oldUpstreams = dataPlane.upstreams
+    const backendsChanged = !isDeepStrictEqual(next.backends, current.backends)
+    if (backendsChanged) dataPlane.upstreams = createUpstreams(next.backends)
+    dataPlane.router = router
+    if (!isDeepStrictEqual(next.admin.tokens, current.admin.tokens)) auth = createAuth(next.admin.tokens)
+    current = next
+    await state.change(syncYaml(yamlViews(next)))
+    dataPlane.router.applyState(state.live())
+    if (backendsChanged) void closeUpstreams(oldUpstreams)
+    log.info({ file: next.file, version: state.doc.version }, 'config reloaded')
+    return { ok: true }
+  }
+
+  let draining = false
+  const admin = Fastify({
+    loggerInstance: log.child({ listener: 'admin' }),
+    bodyLimit: ADMIN_BODY_LIMIT,
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, multipleOfPrecision: 9, allErrors: false } }
+  })
+  registerAdminRoutes(admin, {
+    state,
+    config: () => current,
+    router: () => dataPlane.router,
+    auth: () => auth,
+    reload,
+    draining: () => draining
+  })
+
+  let watcher: ConfigWatcher | undefined
+  if (opts.watch) watcher = watchConfig(config.file, () => { void reload() })
+
+  const closeAll = async () => {
+    watcher?.close()
+    dataPlane.draining = true
+    // a keep-alive connection busy when close() began turns idle later: close those as they do
+    const sweep = setInterval(() => gateway.server.closeIdleConnections(), 100)
+    try {
+      await gateway.close()
+    } finally {
+      clearInterval(sweep)
+    }
+    await admin.close()
+    await store.close()
+  }
   return {
     gateway,
     admin,
     dataPlane,
+    state,
     config: () => current,
+    reload,
     draining: () => draining,
     async close () {
       draining = true
-      await gateway.close()
-      await admin.close()
+      await closeAll()
     },
     async shutdown () {
       draining = true
+      // clients reconnect elsewhere after their next answer
+      dataPlane.draining = true
       // load balancers see /readyz fail and stop sending before the listener closes
-      if (config.server.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.server.drainDelayMs))
-      await gateway.close()
-      await admin.close()
+      if (current.server.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, current.server.drainDelayMs))
+      await closeAll()
     }
   }
 }

@@ -13,6 +13,8 @@ export interface StartOptions {
   readonly overrides?: (cfg: Config) => Config
   /** install SIGTERM/SIGINT handling (the CLI does; tests do not) */
   readonly signals?: boolean
+  /** reload when the config file changes */
+  readonly watch?: boolean
 }
 
 export interface Running {
@@ -36,7 +38,7 @@ export async function startGateway (o: StartOptions): Promise<Running> {
   let config = loadConfigFile(o.configPath, o.env ?? process.env)
   if (o.overrides) config = o.overrides(config)
   const logger = createLogger(o.pretty)
-  const app = await buildApp(config, { logger })
+  const app = await buildApp(config, { logger, watch: o.watch ?? false, env: o.env ?? process.env })
   await app.gateway.listen({ host: config.server.host, port: config.server.port })
   await app.admin.listen({ host: config.admin.host, port: config.admin.port })
   const ga = app.gateway.server.address() as AddressInfo

@@ -1,10 +1,14 @@
 // the dualtrack command: start, demo, and the admin API's commands for people at a terminal
 import { parseArgs } from 'node:util'
-import closeWithGrace from 'close-with-grace'
-import { resolveConfigPath } from '../config/index.js'
-import { startGateway, DEFAULT_SHUTDOWN_GRACE_MS } from '../main.js'
-import { startDemo, startDemoBackend } from '../demo/index.js'
 import { adminCommand, ADMIN_COMMANDS } from './admin-client.js'
+import type closeWithGraceFn from 'close-with-grace'
+import type { resolveConfigPath as ResolveConfigPath } from '../config/index.js'
+import type { startGateway as StartGateway } from '../main.js'
+import type { startDemo as StartDemo, startDemoBackend as StartDemoBackend } from '../demo/index.js'
+
+// the gateway's modules load only for the commands that run it: an on-call engineer's
+// `dualtrack rollback` should not wait for Fastify, ioredis and prom-client to load
+const gateway = () => Promise.all([import('close-with-grace'), import('../config/index.js'), import('../main.js'), import('../demo/index.js')])
 
 const USAGE = `usage: dualtrack <command> [options]
 
@@ -28,10 +32,30 @@ export async function main (argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n')
     return command === undefined ? 1 : 0
   }
+  if (command === 'start' || command === 'demo' || command === 'demo-backend') {
+    const [{ default: closeWithGrace }, { resolveConfigPath }, { startGateway, DEFAULT_SHUTDOWN_GRACE_MS }, { startDemo, startDemoBackend }] = await gateway()
+    return runServer(command, rest, { closeWithGrace, resolveConfigPath, startGateway, DEFAULT_SHUTDOWN_GRACE_MS, startDemo, startDemoBackend })
+  }
+  if (ADMIN_COMMANDS.has(command)) return adminCommand(command, rest)
+  process.stderr.write(`dualtrack: unknown command ${command}\n${USAGE}\n`)
+  return 1
+}
+
+interface ServerModules {
+  closeWithGrace: typeof closeWithGraceFn
+  resolveConfigPath: typeof ResolveConfigPath
+  startGateway: typeof StartGateway
+  DEFAULT_SHUTDOWN_GRACE_MS: number
+  startDemo: typeof StartDemo
+  startDemoBackend: typeof StartDemoBackend
+}
+
+async function runServer (command: string, rest: string[], m: ServerModules): Promise<number> {
+  const { closeWithGrace, resolveConfigPath, startGateway, DEFAULT_SHUTDOWN_GRACE_MS, startDemo, startDemoBackend } = m
   if (command === 'start') {
     const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, pretty: { type: 'boolean' } } })
     try {
-      await startGateway({ configPath: resolveConfigPath(values.config), pretty: values.pretty ?? false, signals: true })
+      await startGateway({ configPath: resolveConfigPath(values.config), pretty: values.pretty ?? false, signals: true, watch: true })
     } catch (err) {
       process.stderr.write(`dualtrack: ${(err as Error).message}\n`)
       return 1
@@ -75,7 +99,5 @@ Ctrl-C stops everything.
     closeWithGrace({ delay: DEFAULT_SHUTDOWN_GRACE_MS }, async () => { await b.close() })
     return -1
   }
-  if (ADMIN_COMMANDS.has(command)) return adminCommand(command, rest)
-  process.stderr.write(`dualtrack: unknown command ${command}\n${USAGE}\n`)
   return 1
 }

@@ -33,10 +33,12 @@ export interface DataPlaneHooks {
 
 export interface DataPlane {
   router: Router
-  readonly upstreams: Upstreams
+  upstreams: Upstreams
   readonly trusted: TrustedProxies
   readonly bodyLimit: number
   hooks: DataPlaneHooks
+  /** shutting down: answers close their connection so that close() is not held by keep-alive */
+  draining: boolean
 }
 
 export const NOOP_HOOKS: DataPlaneHooks = {
@@ -109,6 +111,7 @@ export function createProxyHandler (dp: DataPlane) {
     const upstream = dp.upstreams[backend]
     const startedAt = process.hrtime.bigint()
     reply.hijack()
+    if (dp.draining) reply.raw.shouldKeepAlive = false
     const capture = route === undefined || method !== 'POST' ? 0 : dp.hooks.captureAnswer(route, method, backend)
     const hooks = dp.hooks
     forward({

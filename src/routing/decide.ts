@@ -74,19 +74,31 @@ export function decideInto (out: Decision, r: CompiledRollout, req: RequestView,
     return set(out, 'legacy', 'rollback')
   }
   if (owner !== undefined) return set(out, owner, 'affinity')
-  const key = r.key(req)
+  return decideKeyed(out, r, r.key(req), req)
+}
+
+/** the rules below affinity for a cohort key; `region` is the request (read lazily) or the region itself */
+function decideKeyed (out: Decision, r: CompiledRollout, key: string | undefined, region: RequestView | string | undefined): Decision {
   if (key === undefined) return set(out, r.unkeyed, 'unkeyed')
   if (r.forceNew.size > 0 && r.forceNew.has(key)) return set(out, 'new', 'force')
   if (r.forceLegacy.size > 0 && r.forceLegacy.has(key)) return set(out, 'legacy', 'force')
   const bucket = bucketOf(r.salt, key)
   out.bucket = bucket
-  if (r.region !== undefined && r.regionThresholds.size > 0) {
-    const region = r.region(req)
-    const t = region === undefined ? undefined : r.regionThresholds.get(region.toLowerCase())
+  if (r.regionThresholds.size > 0 && region !== undefined) {
+    // the region is read only when some region has its own percentage
+    const name = typeof region === 'string' ? region : r.region?.(region)
+    const t = name === undefined ? undefined : r.regionThresholds.get(name.toLowerCase())
     if (t !== undefined) return set(out, bucket >= 0 && bucket < t ? 'new' : 'legacy', 'region')
   }
   // bucket -1 (unhashable) is below every threshold only by accident: guard it explicitly
   return set(out, bucket >= 0 && bucket < r.threshold ? 'new' : 'legacy', 'percent')
+}
+
+/** what a user with this key (and region) gets, as the admin API's explain shows it */
+export function explainKey (r: CompiledRollout, key: string, region?: string): Decision {
+  const out: Decision = { backend: 'legacy', reason: 'default', bucket: -1 }
+  if (r.rollback !== null) return set(out, 'legacy', 'rollback')
+  return decideKeyed(out, r, key.length > 0 ? key : undefined, region)
 }
 
 export function decide (r: CompiledRollout, req: RequestView, owner?: BackendName): Decision {

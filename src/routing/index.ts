@@ -1,5 +1,5 @@
 export { bucketOf, hash32, encodeSalt, thresholdOf, BUCKETS, MAX_KEY_BYTES, type SaltPrefix } from './bucket.js'
 export { compileKeySource, compileKeySources, readCookie, readQuery, readJwtClaim, type KeyReader, type RequestView } from './cohort-key.js'
 export { compileRouteTable, pathOf, type RouteSpec, type RouteTable } from './route-table.js'
-export { compileRollout, applyLive, decide, decideInto, REASONS, type Decision, type Reason, type RolloutLive, type RollbackMode, type CompiledRollout } from './decide.js'
+export { compileRollout, applyLive, decide, decideInto, explainKey, REASONS, type Decision, type Reason, type RolloutLive, type RollbackMode, type CompiledRollout } from './decide.js'
 export { Router, type CompiledRoute } from './router.js'

@@ -2,6 +2,9 @@
 import type { AddressInfo } from 'node:net'
 import pino from 'pino'
 import { Writable } from 'node:stream'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseConfig, type Config } from '../../src/config/index.js'
 import { buildApp, type Dualtrack } from '../../src/app.js'
 
@@ -25,8 +28,15 @@ export function captureLogger (level = 'info') {
   return { logs, logger: pino({ level }, stream) }
 }
 
-export async function startGatewayFromYaml (yaml: string, t: { teardown(fn: () => unknown): void }, env: NodeJS.ProcessEnv = {}): Promise<TestGateway> {
-  const config = parseConfig(yaml, 'test.yaml', env)
+/** a fresh folder for one test's state files */
+export function tempDir (prefix = 'dualtrack-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export async function startGatewayFromYaml (yaml: string, t: { teardown(fn: () => unknown): void }, env: NodeJS.ProcessEnv = {}, file = 'test.yaml'): Promise<TestGateway> {
+  // every gateway gets its own state file unless the YAML names one
+  const withState = /^state:/m.test(yaml) ? yaml : `${yaml}\nstate: { store: file, file: "${join(tempDir(), 'state.json')}" }\n`
+  const config = parseConfig(withState, file, env)
   const { logs, logger } = captureLogger()
   const app = await buildApp(config, { logger })
   await app.gateway.listen({ port: 0, host: '127.0.0.1' })

@@ -1,0 +1,2 @@
+export { createAuth, type Auth, type Principal, type Role, type TokenSpec } from './auth.js'
+export { registerAdminRoutes, stateView, ADMIN_BODY_LIMIT, type AdminDeps } from './routes.js'

@@ -1,0 +1,227 @@
+// the admin API (DESIGN.md §3): JSON in, JSON out, bearer tokens, a refused request changes nothing
+import type { FastifyInstance, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../config/index.js'
+import { explainKey, type Router } from '../routing/index.js'
+import { rollback, resume, setRollout, type RolloutPatch } from '../state/ops.js'
+import type { StateManager } from '../state/manager.js'
+import type { StateDoc } from '../state/types.js'
+import type { Auth, Principal } from './auth.js'
+import {
+  DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE, DUALTRACK_ERR_BAD_REQUEST, DUALTRACK_ERR_FORBIDDEN, DUALTRACK_ERR_UNAUTHORIZED, DUALTRACK_ERR_UNKNOWN_ROLLOUT
+} from '../errors.js'
+
+export const ADMIN_BODY_LIMIT = 65_536
+
+export interface AdminDeps {
+  readonly state: StateManager
+  config (): Config
+  router (): Router
+  auth (): Auth
+  reload (): Promise<{ ok: true } | { ok: false, error: string }>
+  draining (): boolean
+  /** extra read-only views other features add (shadow mismatches, summary) */
+  readonly views?: Readonly<Record<string, (query: Record<string, string | undefined>) => unknown | Promise<unknown>>>
+  /** extra changes other features add (plan pause/resume) */
+  readonly planControl?: (rollout: string, action: 'pause' | 'resume', who: Principal) => Promise<void>
+  /** GET /metrics, when metrics are on */
+  readonly metrics?: { readonly contentType: string, text (): Promise<string> }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest { principal?: Principal }
+}
+
+// percent: 0..100 with at most two decimals
+const PERCENT = { type: 'number', minimum: 0, maximum: 100, multipleOf: 0.01 } as const
+
+const putRollout = {
+  params: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    properties: {
+      percent: PERCENT,
+      regions: { type: 'object', minProperties: 1, additionalProperties: { ...PERCENT, nullable: true } },
+      reason: { type: 'string', maxLength: 500 }
+    }
+  }
+} as const
+
+const rollbackSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['reason'],
+    properties: {
+      reason: { type: 'string', minLength: 1, maxLength: 500 },
+      rollout: { type: 'string', minLength: 1 },
+      mode: { type: 'string', enum: ['hard', 'drain'] }
+    }
+  }
+} as const
+
+const resumeSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { rollout: { type: 'string', minLength: 1 }, reason: { type: 'string', maxLength: 500 } }
+  }
+} as const
+
+const explainSchema = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['key'],
+    properties: { key: { type: 'string', minLength: 1, maxLength: 512 }, rollout: { type: 'string' }, region: { type: 'string', maxLength: 128 } }
+  }
+} as const
+
+const auditSchema = {
+  querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,4}$' } } }
+} as const
+
+function fail (reply: FastifyReply, e: FastifyError & { statusCode?: number }, extra: Record<string, unknown> = {}) {
+  return reply.code(e.statusCode ?? 500).send({ error: e.code, message: e.message, ...extra })
+}
+
+/** the state as the admin API shows it: the rollouts of the config in force */
+export function stateView (doc: StateDoc, cfg: Config, extra: { store: string, up: boolean, pending: number }) {
+  const rollouts: Record<string, unknown> = {}
+  for (const name of Object.keys(cfg.rollouts)) {
+    const r = doc.rollouts[name]
+    if (r === undefined) continue
+    const plan = cfg.rollouts[name]?.plan
+    rollouts[name] = {
+      percent: r.percent,
+      regions: r.regions,
+      rollback: r.rollback,
+      updatedBy: r.updatedBy,
+      updatedAt: r.updatedAt,
+      source: r.source,
+      ...(plan ? { plan: r.plan === null ? null : { ...r.plan, steps: plan.steps } } : {})
+    }
+  }
+  return { version: doc.version, rollouts, store: extra }
+}
+
+export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): void {
+  const view = () => stateView(deps.state.doc, deps.config(), { store: deps.state.store.kind, up: deps.state.store.up(), pending: deps.state.pending })
+
+  admin.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err.validation) {
+      const v = err.validation[0]
+      const where = err.validationContext ?? 'body'
+      const path = (v?.instancePath ?? '').slice(1).replace(/\//g, '.')
+      const extraKey = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty
+      const field = [path, extraKey].filter(Boolean).join('.') || where
+      const msg = v?.keyword === 'additionalProperties'
+        ? `${where}.${field}: unknown field`
+        : v?.keyword === 'multipleOf'
+          ? `${where}.${field}: must have at most two decimals`
+          : v?.keyword === 'required'
+            ? `${where}.${(v.params as { missingProperty: string }).missingProperty}: is required`
+            : `${path ? `${where}.${path}` : where}: ${v?.message ?? 'is invalid'}`
+      return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(msg), { field: v?.keyword === 'required' ? (v.params as { missingProperty: string }).missingProperty : field })
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return fail(reply, new DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE())
+    if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return fail(reply, new DUALTRACK_ERR_BAD_REQUEST('body: is empty; send a JSON object'), { field: 'body' })
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return fail(reply, new DUALTRACK_ERR_BAD_REQUEST('content-type: send application/json'), { field: 'content-type' })
+    if (err.statusCode === 400) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`body: not valid JSON (${err.message})`), { field: 'body' })
+    reply.log.error({ err }, 'admin request failed')
+    return reply.code(err.statusCode && err.statusCode >= 400 ? err.statusCode : 500).send({ error: err.code ?? 'DUALTRACK_ERR_INTERNAL', message: 'internal error' })
+  })
+
+  // auth before the body is read: a refused request costs nothing and changes nothing
+  const guard = (needs: 'viewer' | 'operator') => async (req: FastifyRequest, reply: FastifyReply) => {
+    const p = deps.auth().check(req.headers.authorization)
+    if (p === undefined) return fail(reply.header('www-authenticate', 'Bearer'), new DUALTRACK_ERR_UNAUTHORIZED())
+    if (needs === 'operator' && p.role !== 'operator') return fail(reply, new DUALTRACK_ERR_FORBIDDEN(p.name))
+    req.principal = p
+  }
+  const viewer = guard('viewer')
+  const operator = guard('operator')
+  const known = (reply: FastifyReply, name: string | undefined): boolean => {
+    if (name === undefined || name in deps.config().rollouts) return true
+    void fail(reply, new DUALTRACK_ERR_UNKNOWN_ROLLOUT(name))
+    return false
+  }
+  const actor = (req: FastifyRequest) => ({ name: req.principal?.name ?? 'unknown', source: 'admin' as const })
+
+  admin.get('/healthz', async () => ({ status: 'ok' }))
+  admin.get('/readyz', async (_req, reply) => {
+    const body = { status: deps.draining() ? 'draining' : 'ready', store: deps.state.store.kind, storeUp: deps.state.store.up(), version: deps.state.doc.version }
+    // a replica with its store down serves the last known state and stays ready (DESIGN.md §3)
+    return reply.code(deps.draining() ? 503 : 200).send(body)
+  })
+
+  if (deps.metrics) {
+    const m = deps.metrics
+    admin.get('/metrics', { onRequest: deps.config().admin.metricsAuth ? viewer : [] }, async (_req, reply) => {
+      return reply.header('content-type', m.contentType).send(await m.text())
+    })
+  }
+
+  admin.get('/admin/state', { onRequest: viewer }, async () => view())
+
+  admin.put<{ Params: { name: string }, Body: RolloutPatch & { reason?: string } }>('/admin/rollouts/:name', { onRequest: operator, schema: putRollout }, async (req, reply) => {
+    const { name } = req.params
+    if (!known(reply, name)) return reply
+    const res = await deps.state.change(setRollout(name, { percent: req.body.percent, regions: req.body.regions }, actor(req), req.body.reason ?? null))
+    return { ...view(), propagated: res.propagated }
+  })
+
+  admin.post<{ Body: { reason: string, rollout?: string, mode?: 'hard' | 'drain' } }>('/admin/rollback', { onRequest: operator, schema: rollbackSchema }, async (req, reply) => {
+    const { rollout, reason, mode = 'hard' } = req.body
+    if (!known(reply, rollout)) return reply
+    const names = rollout === undefined ? Object.keys(deps.config().rollouts) : [rollout]
+    const res = await deps.state.change(rollback(names, mode, reason, actor(req)))
+    return { ...view(), propagated: res.propagated }
+  })
+
+  admin.post<{ Body: { rollout?: string, reason?: string } }>('/admin/resume', { onRequest: operator, schema: resumeSchema }, async (req, reply) => {
+    const { rollout } = req.body
+    if (!known(reply, rollout)) return reply
+    const names = rollout === undefined ? Object.keys(deps.config().rollouts) : [rollout]
+    const res = await deps.state.change(resume(names, actor(req), req.body.reason ?? null))
+    return { ...view(), propagated: res.propagated }
+  })
+
+  admin.get<{ Querystring: { key: string, rollout?: string, region?: string } }>('/admin/explain', { onRequest: viewer, schema: explainSchema }, async (req, reply) => {
+    const rollouts = Object.keys(deps.config().rollouts)
+    const name = req.query.rollout ?? (rollouts.length === 1 ? rollouts[0] : undefined)
+    if (name === undefined) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`query.rollout: is required when there are several rollouts (${rollouts.join(', ')})`), { field: 'rollout' })
+    if (!known(reply, name)) return reply
+    const r = deps.router().rollouts.get(name)
+    if (r === undefined) return fail(reply, new DUALTRACK_ERR_UNKNOWN_ROLLOUT(name))
+    return { rollout: name, key: req.query.key, region: req.query.region ?? null, ...explainKey(r, req.query.key, req.query.region) }
+  })
+
+  admin.get<{ Querystring: { limit?: string } }>('/admin/audit', { onRequest: viewer, schema: auditSchema }, async (req) => {
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 100), 1), 1000)
+    return { entries: await deps.state.audit(limit) }
+  })
+
+  admin.post('/admin/reload', { onRequest: operator }, async (_req, reply) => {
+    const r = await deps.reload()
+    if (!r.ok) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(r.error), { field: 'config' })
+    return { reloaded: true, ...view() }
+  })
+
+  if (deps.planControl) {
+    const control = deps.planControl
+    admin.post<{ Params: { name: string, action: string } }>('/admin/rollouts/:name/plan/:action', { onRequest: operator }, async (req, reply) => {
+      const { name, action } = req.params
+      if (!known(reply, name)) return reply
+      if (action !== 'pause' && action !== 'resume') return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`path: ${action} is not pause or resume`), { field: 'action' })
+      if (!deps.config().rollouts[name]?.plan) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`rollouts.${name}.plan: this rollout has no plan`), { field: 'plan' })
+      await control(name, action, req.principal as Principal)
+      return view()
+    })
+  }
+
+  for (const [path, fn] of Object.entries(deps.views ?? {})) {
+    admin.get<{ Querystring: Record<string, string | undefined> }>(path, { onRequest: viewer }, async (req) => fn(req.query))
+  }
+}

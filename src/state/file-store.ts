@@ -1,0 +1,135 @@
+// the file store: one replica, no dependencies. The state is one JSON file written atomically
+// (write to a temp file, then rename over); order owners go to an append-only journal so that
+// recording one costs an append, not a rewrite, and survive a restart up to maxEntries (LRU)
+import { mkdirSync, readFileSync, renameSync, writeFileSync, appendFileSync, existsSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { BackendName } from '../config/index.js'
+import { applyOp, emptyDoc } from './ops.js'
+import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type StateDoc, type StateStore } from './types.js'
+
+interface FileShape { doc: StateDoc, audit: AuditEntry[] }
+
+export const DEFAULT_AFFINITY_MAX_ENTRIES = 1_000_000
+
+/** read a state file written by either store; null when absent or unreadable */
+export function readStateFile (file: string): FileShape | null {
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8')) as FileShape
+    if (v && typeof v === 'object' && v.doc && typeof v.doc.version === 'number') return { doc: v.doc, audit: Array.isArray(v.audit) ? v.audit : [] }
+  } catch { /* absent or torn: start from YAML */ }
+  return null
+}
+
+export function writeStateFile (file: string, shape: FileShape): void {
+  mkdirSync(dirname(file), { recursive: true })
+  const tmp = `${file}.${process.pid}.tmp`
+  writeFileSync(tmp, JSON.stringify(shape))
+  renameSync(tmp, file)
+}
+
+/** a bounded map of order id -> owner with expiry, least recently used out first */
+export class AffinityLru {
+  readonly #max: number
+  readonly #map = new Map<string, { owner: BackendName, expires: number }>()
+  constructor (max: number) { this.#max = max }
+  get (key: string, now: number): BackendName | undefined {
+    const e = this.#map.get(key)
+    if (e === undefined) return undefined
+    if (e.expires <= now) { this.#map.delete(key); return undefined }
+    // refresh recency: Map keeps insertion order
+    this.#map.delete(key)
+    this.#map.set(key, e)
+    return e.owner
+  }
+  set (key: string, owner: BackendName, expires: number): void {
+    this.#map.delete(key)
+    this.#map.set(key, { owner, expires })
+    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
+  }
+  get size (): number { return this.#map.size }
+  entries (): IterableIterator<[string, { owner: BackendName, expires: number }]> { return this.#map.entries() }
+}
+
+export class FileStore implements StateStore {
+  readonly kind = 'file' as const
+  readonly #file: string
+  readonly #journal: string
+  #shape: FileShape
+  readonly #lru: AffinityLru
+  #journalLines = 0
+
+  constructor (file: string, opts: { affinityMaxEntries?: number } = {}) {
+    this.#file = file
+    this.#journal = `${file}.affinity.log`
+    this.#shape = readStateFile(file) ?? { doc: emptyDoc(), audit: [] }
+    this.#lru = new AffinityLru(opts.affinityMaxEntries ?? DEFAULT_AFFINITY_MAX_ENTRIES)
+    this.#replayJournal()
+  }
+
+  async load (): Promise<StateDoc | null> {
+    return this.#shape.doc.version === 0 && Object.keys(this.#shape.doc.rollouts).length === 0 ? null : structuredClone(this.#shape.doc)
+  }
+
+  async commit (op: Op, now: number, _seed: StateDoc | null = null): Promise<{ doc: StateDoc, audit: AuditEntry[] }> {
+    const doc = structuredClone(this.#shape.doc)
+    const audit = applyOp(doc, op, now)
+    if (audit.length > 0) {
+      const next = { doc, audit: [...audit.slice().reverse(), ...this.#shape.audit].slice(0, MAX_AUDIT_ENTRIES) }
+      writeStateFile(this.#file, next)
+      this.#shape = next
+    }
+    return { doc: structuredClone(doc), audit }
+  }
+
+  async audit (limit: number): Promise<AuditEntry[]> {
+    return this.#shape.audit.slice(0, limit)
+  }
+
+  onRemoteChange (): void { /* one replica: nothing changes elsewhere */ }
+  onReconnect (): void { /* a file is always there */ }
+  up (): boolean { return true }
+
+  async getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> {
+    return this.#lru.get(`${rollout}\t${orderId}`, Date.now())
+  }
+
+  /** synchronous inside: the owner is on disk (page cache) before the answer goes back */
+  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void> {
+    const key = `${rollout}\t${orderId}`
+    const expires = Date.now() + ttlMs
+    this.#lru.set(key, owner, expires)
+    mkdirSync(dirname(this.#journal), { recursive: true })
+    appendFileSync(this.#journal, `${key}\t${owner}\t${expires}\n`)
+    // the journal is rewritten from the LRU when it has grown well past what the LRU keeps
+    if (++this.#journalLines > Math.max(1000, this.#lru.size * 2)) this.#compact()
+  }
+
+  get affinitySize (): number { return this.#lru.size }
+
+  #replayJournal (): void {
+    if (!existsSync(this.#journal)) return
+    const now = Date.now()
+    let lines = 0
+    for (const line of readFileSync(this.#journal, 'utf8').split('\n')) {
+      const [rollout, orderId, owner, expires] = line.split('\t')
+      if (rollout === undefined || orderId === undefined || (owner !== 'legacy' && owner !== 'new')) continue
+      lines++
+      const exp = Number(expires)
+      if (exp > now) this.#lru.set(`${rollout}\t${orderId}`, owner, exp)
+    }
+    this.#journalLines = lines
+    if (lines > this.#lru.size * 2) this.#compact()
+  }
+
+  #compact (): void {
+    const now = Date.now()
+    const out: string[] = []
+    for (const [k, e] of this.#lru.entries()) if (e.expires > now) out.push(`${k}\t${e.owner}\t${e.expires}\n`)
+    const tmp = `${this.#journal}.${process.pid}.tmp`
+    writeFileSync(tmp, out.join(''))
+    renameSync(tmp, this.#journal)
+    this.#journalLines = out.length
+  }
+
+  async close (): Promise<void> { /* every write is already on disk */ }
+}

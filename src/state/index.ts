@@ -1,0 +1,6 @@
+export { StateManager, type ChangeResult } from './manager.js'
+export { FileStore, AffinityLru, readStateFile, writeStateFile } from './file-store.js'
+export { RedisStore, type RedisStoreOptions } from './redis-store.js'
+export { syncYaml, setRollout, rollback, resume, applyOp, emptyDoc, type RolloutPatch } from './ops.js'
+export type { StateDoc, RolloutState, AuditEntry, Actor, Source, Op, StateStore, AffinityStore, YamlView, Rollback, PlanState } from './types.js'
+export { createStateStore, yamlViews } from './create.js'

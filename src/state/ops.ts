@@ -1,0 +1,159 @@
+// changes to the state as pure functions of a doc: the same op runs on this replica's copy at once
+// and on the shared store's copy (again, later, if the store was down); a field only changes when
+// the op is at least as recent as the field's last change, so the most recent change wins
+import type { Actor, AuditEntry, Op, RollbackMode, RolloutState, StateDoc, YamlView } from './types.js'
+
+export function emptyDoc (): StateDoc {
+  return { version: 0, rollouts: {}, yaml: {} }
+}
+
+function entry (now: number, actor: Actor, action: string, rollout: string | null, before: unknown, after: unknown, reason: string | null = null): AuditEntry {
+  return { at: new Date(now).toISOString(), actor: actor.name, source: actor.source, action, rollout, before, after, reason }
+}
+
+function touch (r: RolloutState, now: number, actor: Actor): void {
+  r.updatedAt = new Date(now).toISOString()
+  r.updatedBy = actor.name
+  r.source = actor.source
+}
+
+function fresh (y: YamlView, now: number): RolloutState {
+  return {
+    percent: y.percent,
+    regions: { ...y.regions },
+    rollback: null,
+    updatedBy: 'yaml',
+    updatedAt: new Date(now).toISOString(),
+    source: 'yaml',
+    stamps: { percent: now, rollback: 0, regions: Object.fromEntries(Object.keys(y.regions).map((k) => [k, now])) },
+    plan: null
+  }
+}
+
+const YAML_ACTOR: Actor = { name: 'yaml', source: 'yaml' }
+
+/**
+ * bring the YAML's fields in: a field whose YAML value differs from the YAML last seen was edited
+ * (maybe while the gateway was down) and applies; a field the YAML did not change keeps whatever
+ * the admin API, the guard or the plan set since
+ */
+export function syncYaml (views: Readonly<Record<string, YamlView>>): Op {
+  return (doc, now) => {
+    const out: AuditEntry[] = []
+    for (const [name, y] of Object.entries(views)) {
+      const prev = doc.yaml[name]
+      const r = doc.rollouts[name]
+      if (r === undefined) {
+        doc.rollouts[name] = fresh(y, now)
+        out.push(entry(now, YAML_ACTOR, 'init', name, null, { percent: y.percent, regions: y.regions }))
+      } else {
+        if (prev === undefined || prev.percent !== y.percent) {
+          if (r.percent !== y.percent && now >= r.stamps.percent) {
+            out.push(entry(now, YAML_ACTOR, 'set-percent', name, r.percent, y.percent))
+            r.percent = y.percent
+            r.stamps.percent = now
+            touch(r, now, YAML_ACTOR)
+          }
+        }
+        const keys = new Set([...Object.keys(y.regions), ...Object.keys(prev?.regions ?? {})])
+        const before = { ...r.regions }
+        let changed = false
+        for (const k of keys) {
+          const was = prev?.regions[k]
+          const is = y.regions[k]
+          if (prev !== undefined && was === is) continue
+          if (r.regions[k] === is || now < (r.stamps.regions[k] ?? 0)) continue
+          if (is === undefined) delete r.regions[k]
+          else r.regions[k] = is
+          r.stamps.regions[k] = now
+          changed = true
+        }
+        if (changed) {
+          out.push(entry(now, YAML_ACTOR, 'set-regions', name, before, { ...r.regions }))
+          touch(r, now, YAML_ACTOR)
+        }
+      }
+      doc.yaml[name] = { percent: y.percent, regions: { ...y.regions } }
+    }
+    return out
+  }
+}
+
+export interface RolloutPatch { percent?: number | undefined, regions?: Record<string, number | null> | undefined }
+
+export function setRollout (name: string, patch: RolloutPatch, actor: Actor, reason: string | null = null): Op {
+  return (doc, now) => {
+    const r = doc.rollouts[name]
+    if (r === undefined) return []
+    const out: AuditEntry[] = []
+    if (patch.percent !== undefined && r.percent !== patch.percent && now >= r.stamps.percent) {
+      out.push(entry(now, actor, 'set-percent', name, r.percent, patch.percent, reason))
+      r.percent = patch.percent
+      r.stamps.percent = now
+    }
+    if (patch.regions !== undefined) {
+      const before = { ...r.regions }
+      let changed = false
+      for (const [k, v] of Object.entries(patch.regions)) {
+        if (now < (r.stamps.regions[k] ?? 0)) continue
+        if (v === null) {
+          if (!(k in r.regions)) continue
+          delete r.regions[k]
+        } else {
+          if (r.regions[k] === v) continue
+          r.regions[k] = v
+        }
+        r.stamps.regions[k] = now
+        changed = true
+      }
+      if (changed) out.push(entry(now, actor, 'set-regions', name, before, { ...r.regions }, reason))
+    }
+    if (out.length > 0) touch(r, now, actor)
+    return out
+  }
+}
+
+export function rollback (names: readonly string[], mode: RollbackMode, reason: string, actor: Actor): Op {
+  return (doc, now) => {
+    const out: AuditEntry[] = []
+    for (const name of names) {
+      const r = doc.rollouts[name]
+      if (r === undefined || now < r.stamps.rollback) continue
+      if (r.rollback !== null && r.rollback.mode === mode) continue
+      const after = { mode, reason, by: actor.name, at: new Date(now).toISOString(), propagated: true }
+      out.push(entry(now, actor, 'rollback', name, r.rollback && { mode: r.rollback.mode }, { mode }, reason))
+      r.rollback = after
+      r.stamps.rollback = now
+      // a rollback stops a ramp plan: it does not advance again until resumed by a person
+      if (r.plan !== null && r.plan.state !== 'done') r.plan = { ...r.plan, state: 'stopped', note: `rolled back: ${reason}` }
+      touch(r, now, actor)
+    }
+    return out
+  }
+}
+
+export function resume (names: readonly string[], actor: Actor, reason: string | null = null): Op {
+  return (doc, now) => {
+    const out: AuditEntry[] = []
+    for (const name of names) {
+      const r = doc.rollouts[name]
+      if (r === undefined || r.rollback === null || now < r.stamps.rollback) continue
+      out.push(entry(now, actor, 'resume', name, { mode: r.rollback.mode }, null, reason))
+      r.rollback = null
+      r.stamps.rollback = now
+      touch(r, now, actor)
+    }
+    return out
+  }
+}
+
+/** apply an op and count the version up when it changed anything */
+export function applyOp (doc: StateDoc, op: Op, now: number): AuditEntry[] {
+  const audit = op(doc, now)
+  if (audit.length > 0) doc.version++
+  return audit
+}
+
+export function cloneDoc (doc: StateDoc): StateDoc {
+  return structuredClone(doc)
+}

@@ -1,0 +1,94 @@
+// the run-time state shared by replicas: per-rollout percentages, regions, rollbacks, plans, with
+// who changed what and when, the last YAML seen, and the audit log
+import type { BackendName } from '../config/index.js'
+
+export type Source = 'yaml' | 'admin' | 'guard' | 'plan'
+export type RollbackMode = 'hard' | 'drain'
+
+export interface Rollback {
+  mode: RollbackMode
+  reason: string
+  by: string
+  at: string
+  /** false while the change has reached this replica only (Redis down) */
+  propagated: boolean
+}
+
+export interface PlanState {
+  /** index into the plan's steps of the step in force, -1 before the first */
+  step: number
+  paused: boolean
+  /** running | paused | waiting (not enough data) | done | stopped (a breach) */
+  state: 'running' | 'waiting' | 'done' | 'stopped'
+  /** when the current step started (ISO) */
+  since: string
+  note: string | null
+}
+
+export interface RolloutState {
+  percent: number
+  regions: Record<string, number>
+  rollback: Rollback | null
+  updatedBy: string
+  updatedAt: string
+  source: Source
+  /** when each field last changed (ms since epoch): the most recent change wins across channels */
+  stamps: { percent: number, rollback: number, regions: Record<string, number> }
+  plan: PlanState | null
+}
+
+/** the YAML-owned fields of one rollout as last seen in a file */
+export interface YamlView { percent: number, regions: Record<string, number> }
+
+export interface AuditEntry {
+  at: string
+  actor: string
+  source: Source
+  action: string
+  rollout: string | null
+  before: unknown
+  after: unknown
+  reason: string | null
+}
+
+export interface StateDoc {
+  version: number
+  rollouts: Record<string, RolloutState>
+  /** the YAML fields last seen, to tell a YAML edit from an unrelated reload */
+  yaml: Record<string, YamlView>
+}
+
+/** who asks for a change */
+export interface Actor { readonly name: string, readonly source: Source }
+
+/** a change: applied to a doc in place, returns the audit entries it made (none: no change) */
+export type Op = (doc: StateDoc, now: number) => AuditEntry[]
+
+export const MAX_AUDIT_ENTRIES = 1000
+
+export interface AffinityStore {
+  /** the owner of an order, or undefined; throws when the store cannot answer */
+  getOwner (rollout: string, orderId: string): Promise<BackendName | undefined>
+  setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void>
+}
+
+/** where the state lives: a local file (one replica) or Redis (many) */
+export interface StateStore extends AffinityStore {
+  readonly kind: 'file' | 'redis'
+  /** the stored doc, or null when there is none yet (or the store cannot be read: then the local copy) */
+  load (): Promise<StateDoc | null>
+  /**
+   * apply op to the stored doc atomically and publish it; null when it could not reach the store.
+   * `seed` is this replica's last known doc: used when the store has lost its copy (a Redis
+   * restarted without persistence), so that the state is not reset to the YAML
+   */
+  commit (op: Op, now: number, seed: StateDoc | null): Promise<{ doc: StateDoc, audit: AuditEntry[] } | null>
+  /** newest first */
+  audit (limit: number): Promise<AuditEntry[]>
+  /** called with a newer doc changed elsewhere (another replica) */
+  onRemoteChange (cb: (doc: StateDoc) => void): void
+  /** called when the store comes back after being down */
+  onReconnect (cb: () => void): void
+  up (): boolean
+  close (): Promise<void>
+}

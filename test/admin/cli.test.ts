@@ -1,0 +1,73 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { request } from 'undici'
+import { startBackend } from '../helpers/backend.js'
+import { startGatewayFromYaml, basicYaml } from '../helpers/gateway.js'
+import { OPERATOR, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
+
+const run = promisify(execFile)
+
+async function cli (admin: string, token: string, ...args: string[]) {
+  try {
+    const r = await run(process.execPath, ['bin/dualtrack.js', ...args, '--admin', admin], { env: { ...process.env, DUALTRACK_TOKEN: token }, timeout: 20_000 })
+    return { code: 0, stdout: r.stdout, stderr: r.stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+t.test('the CLI drives the admin API', async (t) => {
+  const legacy = await startBackend('legacy', t)
+  const fresh = await startBackend('new', t)
+  const gw = await startGatewayFromYaml(basicYaml(legacy.url, fresh.url, { top: TOKENS_YAML }), t)
+  const a = gw.adminUrl
+
+  const status = await cli(a, VIEWER, 'status')
+  t.equal(status.code, 0)
+  t.match(status.stdout, /^state version \d+\nrollout\s+percent\s+regions\s+rollback\s+plan\s+last change\ncheckout\s+50%\s+guangdong=100% zhejiang=0%\s+-\s+-\s+yaml via yaml at /)
+
+  const set = await cli(a, OPERATOR, 'set', 'checkout', '10')
+  t.equal(set.code, 0, set.stderr)
+  t.match(set.stdout, /checkout\s+10%/)
+  t.equal(gw.app.dataPlane.router.rollouts.get('checkout')?.threshold, 1000)
+
+  const region = await cli(a, OPERATOR, 'set', 'checkout', '30', '--region', 'zhejiang')
+  t.match(region.stdout, /zhejiang=30%/)
+
+  const refused = await cli(a, OPERATOR, 'set', 'checkout', '150')
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, 'dualtrack set: 400 DUALTRACK_ERR_BAD_REQUEST body.percent: must be <= 100')
+  const viewer = await cli(a, VIEWER, 'set', 'checkout', '20')
+  t.equal(viewer.code, 1)
+  t.match(viewer.stderr, '403 DUALTRACK_ERR_FORBIDDEN')
+
+  const rb = await cli(a, OPERATOR, 'rollback', '--reason', 'error rate up', '--json')
+  t.equal(rb.code, 0)
+  const json = JSON.parse(rb.stdout) as { rollouts: { checkout: { rollback: { mode: string, reason: string, by: string } } } }
+  t.match(json.rollouts.checkout.rollback, { mode: 'hard', reason: 'error rate up', by: 'oncall' })
+  const res = await request(gw.url + '/api/orders', { headers: { 'x-user-id': 'qa-user-1' } })
+  await res.body.dump()
+  t.equal(res.headers['x-dualtrack-reason'], 'rollback')
+
+  const drain = await cli(a, OPERATOR, 'rollback', '--reason', 'drain it', '--drain', '--rollout', 'checkout')
+  t.match(drain.stdout, /drain by oncall: drain it/)
+
+  const resume = await cli(a, OPERATOR, 'resume')
+  t.equal(resume.code, 0)
+  t.match(resume.stdout, /checkout\s+10%\s+guangdong=100% zhejiang=30%\s+-\s+-\s+oncall via admin/)
+
+  const explain = await cli(a, VIEWER, 'explain', '--key', 'qa-user-1')
+  t.equal(explain.stdout.trim(), 'rollout checkout: new (reason force, bucket -1)')
+
+  const audit = await cli(a, VIEWER, 'audit', '--limit', '2')
+  t.match(audit.stdout, /^at\s+actor\s+source\s+action\s+rollout\s+before -> after\s+reason\n.*oncall\s+admin\s+resume\s+checkout/)
+
+  const usage = await cli(a, OPERATOR, 'rollback')
+  t.equal(usage.code, 2)
+  t.match(usage.stderr, 'usage: dualtrack rollback --reason')
+  const down = await cli('http://127.0.0.1:1', OPERATOR, 'status')
+  t.equal(down.code, 1)
+  t.match(down.stderr, 'cannot reach the admin API at http://127.0.0.1:1')
+})

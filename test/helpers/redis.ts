@@ -1,0 +1,60 @@
+// a real redis-server per test file. Redis cannot listen on port 0, so a random high port is
+// tried and another one picked on EADDRINUSE; the same port is kept across stop() and start() so
+// clients reconnect to the same URL, as they would after a real Redis restart
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface TestRedis {
+  readonly url: string
+  readonly port: number
+  stop (): Promise<void>
+  start (): Promise<void>
+}
+
+function launch (port: number, dir: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`redis-server did not start: ${out}`)) }, 10_000)
+    p.on('error', (err) => { clearTimeout(timer); reject(new Error(`redis-server is required for this test (apt-get install redis-server): ${err.message}`)) })
+    p.stdout?.on('data', (c: Buffer) => {
+      out += c.toString()
+      if (out.includes('Ready to accept connections')) { clearTimeout(timer); resolve(p) }
+      if (out.includes('Address already in use')) { clearTimeout(timer); p.kill('SIGKILL'); reject(Object.assign(new Error('in use'), { code: 'EADDRINUSE' })) }
+    })
+    p.on('exit', (code) => { clearTimeout(timer); reject(Object.assign(new Error(`redis-server exited ${code}: ${out}`), { code: out.includes('Address already in use') ? 'EADDRINUSE' : 'EXIT' })) })
+  })
+}
+
+export async function startRedis (t: { teardown(fn: () => unknown): void }): Promise<TestRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'dualtrack-redis-'))
+  let proc: ChildProcess | undefined
+  let port = 0
+  for (let i = 0; i < 20 && proc === undefined; i++) {
+    port = 20_000 + Math.floor(Math.random() * 40_000)
+    try {
+      proc = await launch(port, dir)
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EADDRINUSE') throw err
+    }
+  }
+  if (proc === undefined) throw new Error('no free port for redis-server after 20 tries')
+  const stop = async () => {
+    const p = proc
+    if (p === undefined || p.exitCode !== null) return
+    const exited = new Promise((resolve) => p.once('exit', resolve))
+    p.kill('SIGKILL')
+    await exited
+    proc = undefined
+  }
+  const r: TestRedis = {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    async start () { if (proc === undefined) proc = await launch(port, dir) }
+  }
+  t.teardown(stop)
+  return r
+}
