@@ -8,6 +8,7 @@ import { Router } from './routing/index.js'
 import { createUpstreams, closeUpstreams, compileTrustedProxies, createProxyHandler, NOOP_HOOKS, type DataPlane, type DataPlaneHooks, type RequestReport } from './proxy/index.js'
 import { StateManager, createStateStore, yamlViews, syncYaml, type StateStore } from './state/index.js'
 import { createAuth, registerAdminRoutes, ADMIN_BODY_LIMIT, type Auth } from './admin/index.js'
+import { createMetrics, type Metrics } from './metrics/index.js'
 
 export interface BuildOptions {
   /** a pino logger (tests pass a capturing one) */
@@ -22,6 +23,7 @@ export interface Dualtrack {
   readonly admin: FastifyInstance
   readonly dataPlane: DataPlane
   readonly state: StateManager
+  readonly metrics: Metrics
   /** the config in force */
   config(): Config
   /** re-read the config file; a bad one is refused and the last good one stays */
@@ -70,10 +72,32 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     hooks: NOOP_HOOKS,
     draining: false
   }
-  dataPlane.hooks = { ...NOOP_HOOKS, done: accessLog(log) } satisfies DataPlaneHooks
+  const metrics = createMetrics()
+  metrics.storeUp(store.kind, () => store.up())
+  const log1 = accessLog(log)
+  const none = metrics.rollout('none')
+  dataPlane.hooks = {
+    ...NOOP_HOOKS,
+    done (r, request) {
+      const route = metrics.route(r.route?.name ?? 'unmatched')
+      const seconds = (performance.now() - r.startedAt) / 1000
+      metrics.request(route, r.decision.backend, r.method, r.result.status, seconds, r.result.errorKind)
+      metrics.decision(r.route === undefined ? none : metrics.rollout(r.route.rollout.name), r.decision.backend, r.decision.reason)
+      log1(r, request, seconds)
+    }
+  } satisfies DataPlaneHooks
 
   // every state change (local, remote, reload) lands in the router the request path reads
-  state.onChange(() => dataPlane.router.applyState(state.live()))
+  const publish = () => {
+    dataPlane.router.applyState(state.live())
+    const shown: Record<string, { percent: number, rollback: unknown }> = {}
+    for (const name of Object.keys(current.rollouts)) {
+      const r = state.doc.rollouts[name]
+      if (r !== undefined) shown[name] = r
+    }
+    metrics.state(shown, state.doc.version)
+  }
+  state.onChange(publish)
   await state.init(yamlViews(config))
 
   // bodies are not parsed: they stream to the backend untouched
@@ -94,6 +118,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     try {
       next = loadConfigFile(current.file, opts.env ?? process.env)
     } catch (err) {
+      metrics.reload(false)
       log.error({ file: current.file, error: (err as Error).message }, 'config refused: the last good config stays')
       return { ok: false, error: (err as Error).message }
     }
@@ -108,7 +133,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     if (!isDeepStrictEqual(next.admin.tokens, current.admin.tokens)) auth = createAuth(next.admin.tokens)
     current = next
     await state.change(syncYaml(yamlViews(next)))
-    dataPlane.router.applyState(state.live())
+    publish()
+    metrics.reload(true)
     if (backendsChanged) void closeUpstreams(oldUpstreams)
     log.info({ file: next.file, version: state.doc.version }, 'config reloaded')
     return { ok: true }
@@ -127,7 +153,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     router: () => dataPlane.router,
     auth: () => auth,
     reload,
-    draining: () => draining
+    draining: () => draining,
+    metrics: { contentType: metrics.contentType, text: () => metrics.text() }
   })
 
   let watcher: ConfigWatcher | undefined
@@ -151,6 +178,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     admin,
     dataPlane,
     state,
+    metrics,
     config: () => current,
     reload,
     draining: () => draining,
@@ -171,7 +199,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
 function accessLog (log: FastifyBaseLogger) {
   const enabled = () => (log as unknown as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('info') ?? true
-  return (r: RequestReport, request: { id: string, raw: { url?: string | undefined } }): void => {
+  return (r: RequestReport, request: { id: string, raw: { url?: string | undefined } }, seconds: number): void => {
     if (!enabled()) return
     log.info({
       reqId: request.id,
@@ -182,7 +210,7 @@ function accessLog (log: FastifyBaseLogger) {
       backend: r.decision.backend,
       reason: r.decision.reason,
       status: r.result.status,
-      durationMs: Number(process.hrtime.bigint() - r.startedAt) / 1e6,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
       ...(r.result.errorKind ? { upstreamError: r.result.errorKind } : {}),
       ...(r.result.attempts > 1 ? { attempts: r.result.attempts } : {})
     }, 'request')

@@ -14,7 +14,8 @@ export interface RequestReport {
   readonly method: string
   readonly decision: Decision
   readonly result: ExchangeResult
-  readonly startedAt: bigint
+  /** performance.now() when routing began */
+  readonly startedAt: number
 }
 
 /** hooks that later features plug in; each defaults to a no-op, so a disabled feature costs nothing */
@@ -109,7 +110,7 @@ export function createProxyHandler (dp: DataPlane) {
 
     const backend = decision.backend
     const upstream = dp.upstreams[backend]
-    const startedAt = process.hrtime.bigint()
+    const startedAt = performance.now()
     reply.hijack()
     if (dp.draining) reply.raw.shouldKeepAlive = false
     const capture = route === undefined || method !== 'POST' ? 0 : dp.hooks.captureAnswer(route, method, backend)

@@ -1,0 +1,204 @@
+// Prometheus metrics (DESIGN.md §5) with prom-client. Labels come from config names and fixed sets
+// only, never from a user, an order or a raw path. The request path touches prepared label
+// children found through small Maps, so recording allocates nothing (bench/micro/metrics.js)
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { BackendName } from '../config/index.js'
+import type { Reason } from '../routing/index.js'
+import type { UpstreamErrorKind } from '../proxy/index.js'
+
+/** transaction latencies: 5 ms to 10 s */
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const REASONS: readonly Reason[] = ['rollback', 'affinity', 'force', 'region', 'percent', 'unkeyed', 'default']
+const ERROR_KINDS: readonly UpstreamErrorKind[] = ['timeout', 'connect', 'reset', 'bad_response']
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+/** the sample-ratio window: 60 one-second slots */
+export const SAMPLE_WINDOW_S = 60
+
+type CounterChild = ReturnType<Counter<string>['labels']>
+type HistogramChild = ReturnType<Histogram<string>['labels']>
+
+interface BackendSeries {
+  readonly duration: HistogramChild
+  readonly errors: Record<UpstreamErrorKind, CounterChild>
+  // method -> status -> child; filled on first sight, then found without allocating
+  readonly requests: Map<string, Map<number, CounterChild>>
+}
+
+/** what the request path records per route, prepared once per route name */
+export interface RouteSeries {
+  readonly name: string
+  readonly backends: Record<BackendName, BackendSeries>
+}
+
+/** per rollout: decisions by reason and backend, and the sample-ratio window */
+export interface RolloutSeries {
+  readonly name: string
+  readonly decisions: Record<Reason, Record<BackendName, CounterChild>>
+  readonly ratio: Record<BackendName, CounterChild>
+  // per second slot: requests decided by percent or unkeyed, and how many went to new
+  readonly slotsTotal: Uint32Array
+  readonly slotsNew: Uint32Array
+  readonly slotSecond: Float64Array
+}
+
+export interface Metrics {
+  readonly registry: Registry
+  readonly contentType: string
+  route (name: string): RouteSeries
+  rollout (name: string): RolloutSeries
+  /** one finished request */
+  request (route: RouteSeries, backend: BackendName, method: string, status: number, seconds: number, error: UpstreamErrorKind | undefined): void
+  decision (rollout: RolloutSeries, backend: BackendName, reason: Reason): void
+  /** run-time state: percent per rollout, rollbacks, version */
+  state (rollouts: Readonly<Record<string, { percent: number, rollback: unknown }>>, version: number): void
+  storeUp (kind: string, up: () => boolean): void
+  reload (ok: boolean): void
+  readonly shadow: {
+    total: Counter<'route' | 'result'>
+    fields: Counter<'route' | 'field'>
+    duration: Histogram<'route' | 'backend'>
+  }
+  readonly autoRollbacks: Counter<'rollout'>
+  readonly affinity: Counter<'rollout' | 'result'>
+  text (): Promise<string>
+}
+
+export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry()
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+  const requests = new Counter({ name: 'dualtrack_requests_total', help: 'Proxied requests by route, backend, method and status code', labelNames: ['route', 'backend', 'method', 'code'], registers: [registry] })
+  const duration = new Histogram({ name: 'dualtrack_request_duration_seconds', help: 'Time from routing to the last byte of the answer', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const upstreamErrors = new Counter({ name: 'dualtrack_upstream_errors_total', help: 'Backend failures by kind', labelNames: ['route', 'backend', 'kind'], registers: [registry] })
+  const decisions = new Counter({ name: 'dualtrack_routing_decisions_total', help: 'Routing decisions by rollout, backend and reason', labelNames: ['rollout', 'backend', 'reason'], registers: [registry] })
+  const percent = new Gauge({ name: 'dualtrack_rollout_percent', help: 'Target share of keyed users on new, in percent', labelNames: ['rollout'], registers: [registry] })
+  const rollback = new Gauge({ name: 'dualtrack_rollback_active', help: '1 while the rollout is rolled back', labelNames: ['rollout'], registers: [registry] })
+  const version = new Gauge({ name: 'dualtrack_state_version', help: 'Version of the run-time state this replica serves', registers: [registry] })
+  let probe: { kind: string, up: () => boolean } | undefined
+  new Gauge({
+    name: 'dualtrack_state_store_up',
+    help: '1 when the state store is reachable',
+    labelNames: ['store'],
+    registers: [registry],
+    collect () { if (probe !== undefined) this.labels(probe.kind).set(probe.up() ? 1 : 0) }
+  })
+  const reloads = new Counter({ name: 'dualtrack_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers: [registry] })
+  const shadowTotal = new Counter({ name: 'dualtrack_shadow_total', help: 'Shadow copies by result', labelNames: ['route', 'result'], registers: [registry] })
+  const shadowFields = new Counter({ name: 'dualtrack_shadow_field_mismatches_total', help: 'Mismatching fields of shadow comparisons (templated paths)', labelNames: ['route', 'field'], registers: [registry] })
+  const shadowDuration = new Histogram({ name: 'dualtrack_shadow_duration_seconds', help: 'Latency of shadow copies by the backend that served them', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const autoRollbacks = new Counter({ name: 'dualtrack_auto_rollbacks_total', help: 'Rollbacks made by the guard', labelNames: ['rollout'], registers: [registry] })
+  const affinity = new Counter({ name: 'dualtrack_affinity_total', help: 'Affinity lookups and records by result', labelNames: ['rollout', 'result'], registers: [registry] })
+  const ratio = new Counter({ name: 'dualtrack_sample_ratio_total', help: 'Requests decided by percent or unkeyed, by backend (the sample-ratio check)', labelNames: ['rollout', 'backend'], registers: [registry] })
+  const rollouts = new Map<string, RolloutSeries>()
+  const windowOf = (r: RolloutSeries) => {
+    const now = Math.floor(Date.now() / 1000)
+    let total = 0
+    let fresh = 0
+    for (let i = 0; i < SAMPLE_WINDOW_S; i++) {
+      if (now - (r.slotSecond[i] as number) < SAMPLE_WINDOW_S) {
+        total += r.slotsTotal[i] as number
+        fresh += r.slotsNew[i] as number
+      }
+    }
+    return { total, fresh }
+  }
+  new Gauge({
+    name: 'dualtrack_sample_ratio_observed',
+    help: 'Observed share (0..1) on new of requests decided by percent or unkeyed, over the last 60 s',
+    labelNames: ['rollout'],
+    registers: [registry],
+    collect () {
+      for (const r of rollouts.values()) {
+        const w = windowOf(r)
+        if (w.total > 0) this.labels(r.name).set(w.fresh / w.total)
+      }
+    }
+  })
+  new Gauge({
+    name: 'dualtrack_sample_ratio_window_requests',
+    help: 'Requests decided by percent or unkeyed over the last 60 s (n of the sample-ratio check)',
+    labelNames: ['rollout'],
+    registers: [registry],
+    collect () {
+      for (const r of rollouts.values()) this.labels(r.name).set(windowOf(r).total)
+    }
+  })
+  const expected = new Gauge({ name: 'dualtrack_sample_ratio_expected', help: 'Target share (0..1) on new of requests decided by percent or unkeyed', labelNames: ['rollout'], registers: [registry] })
+  // start the counters people alert on at 0, so increase() sees the first event
+  for (const r of ['success', 'failure']) reloads.labels(r).inc(0)
+
+  const routes = new Map<string, RouteSeries>()
+  const m: Metrics = {
+    registry,
+    contentType: registry.contentType,
+    route (name) {
+      let r = routes.get(name)
+      if (r === undefined) {
+        const mk = (b: BackendName): BackendSeries => {
+          const errors = {} as Record<UpstreamErrorKind, CounterChild>
+          for (const k of ERROR_KINDS) { errors[k] = upstreamErrors.labels(name, b, k); errors[k].inc(0) }
+          return { duration: duration.labels(name, b), errors, requests: new Map() }
+        }
+        r = { name, backends: { legacy: mk('legacy'), new: mk('new') } }
+        routes.set(name, r)
+      }
+      return r
+    },
+    rollout (name) {
+      let r = rollouts.get(name)
+      if (r === undefined) {
+        const d = {} as Record<Reason, Record<BackendName, CounterChild>>
+        for (const reason of REASONS) d[reason] = { legacy: decisions.labels(name, 'legacy', reason), new: decisions.labels(name, 'new', reason) }
+        r = {
+          name,
+          decisions: d,
+          ratio: { legacy: ratio.labels(name, 'legacy'), new: ratio.labels(name, 'new') },
+          slotsTotal: new Uint32Array(SAMPLE_WINDOW_S),
+          slotsNew: new Uint32Array(SAMPLE_WINDOW_S),
+          slotSecond: new Float64Array(SAMPLE_WINDOW_S)
+        }
+        autoRollbacks.labels(name).inc(0)
+        rollouts.set(name, r)
+      }
+      return r
+    },
+    request (route, backend, method, status, seconds, error) {
+      const b = route.backends[backend]
+      const mk = METHODS.has(method) ? method : 'OTHER'
+      let byCode = b.requests.get(mk)
+      if (byCode === undefined) { byCode = new Map(); b.requests.set(mk, byCode) }
+      let c = byCode.get(status)
+      if (c === undefined) { c = requests.labels(route.name, backend, mk, String(status)); byCode.set(status, c) }
+      c.inc()
+      b.duration.observe(seconds)
+      if (error !== undefined) b.errors[error].inc()
+    },
+    decision (r, backend, reason) {
+      r.decisions[reason][backend].inc()
+      // unkeyed requests count too: a client that sends no key (or a broken cookie) shows as drift
+      if (reason === 'percent' || reason === 'unkeyed') {
+        r.ratio[backend].inc()
+        const sec = Math.floor(Date.now() / 1000)
+        const i = sec % SAMPLE_WINDOW_S
+        if (r.slotSecond[i] !== sec) { r.slotSecond[i] = sec; r.slotsTotal[i] = 0; r.slotsNew[i] = 0 }
+        r.slotsTotal[i] = (r.slotsTotal[i] as number) + 1
+        if (backend === 'new') r.slotsNew[i] = (r.slotsNew[i] as number) + 1
+      }
+    },
+    state (live, v) {
+      for (const [name, s] of Object.entries(live)) {
+        m.rollout(name)
+        percent.labels(name).set(s.percent)
+        expected.labels(name).set(s.percent / 100)
+        rollback.labels(name).set(s.rollback ? 1 : 0)
+      }
+      version.set(v)
+    },
+    storeUp (kind, up) { probe = { kind, up } },
+    reload (ok) { reloads.labels(ok ? 'success' : 'failure').inc() },
+    shadow: { total: shadowTotal, fields: shadowFields, duration: shadowDuration },
+    autoRollbacks,
+    affinity,
+    text: () => registry.metrics()
+  }
+  return m
+}

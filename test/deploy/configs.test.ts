@@ -1,0 +1,24 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
+import { parseConfig } from '../../src/config/index.js'
+
+const env = { DUALTRACK_OPERATOR_TOKEN: 'o'.repeat(32), DUALTRACK_VIEWER_TOKEN: 'v'.repeat(32), REDIS_URL: 'redis://redis:6379' }
+
+t.test('the Kubernetes ConfigMap holds a config the gateway accepts', async (t) => {
+  const cm = parse(readFileSync('deploy/k8s/configmap.yaml', 'utf8')) as { data: Record<string, string> }
+  const text = cm.data['gateway.yaml']
+  t.type(text, 'string')
+  const c = parseConfig(text as string, 'deploy/k8s/configmap.yaml#gateway.yaml', env)
+  t.equal(c.state.store, 'redis')
+  t.equal(c.admin.host, '0.0.0.0')
+  t.equal(c.server.port, 8080)
+  t.equal(c.admin.port, 9090)
+  t.ok(c.server.drainDelayMs > 0)
+})
+
+t.test('the compose config is accepted too', async (t) => {
+  const c = parseConfig(readFileSync('deploy/compose/gateway.yaml', 'utf8'), 'deploy/compose/gateway.yaml', env)
+  t.equal(c.backends.legacy.url, 'http://legacy:4001')
+  t.equal(c.backends.new.url, 'http://new:4002')
+})
