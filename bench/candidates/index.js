@@ -1,0 +1,16 @@
+// every candidate, in the order a round runs them (each round rotates the order)
+import { direct, nodeBaseline } from './node-baseline.js'
+import { nginxCandidate } from './nginx.js'
+import { dualtrackCandidate } from './dualtrack.js'
+
+export const CANDIDATES = [
+  direct,
+  nginxCandidate('nginx-split', { mirror: false }),
+  nginxCandidate('nginx-mirror', { mirror: true }),
+  nodeBaseline('fastify-http-proxy', 'fastify-http-proxy.js'),
+  nodeBaseline('undici-minimal', 'undici-minimal.js'),
+  dualtrackCandidate('dualtrack'),
+  dualtrackCandidate('dualtrack-shadow'),
+  dualtrackCandidate('dualtrack-redis'),
+  dualtrackCandidate('dualtrack-affinity')
+]
