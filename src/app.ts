@@ -5,10 +5,11 @@ import { isDeepStrictEqual } from 'node:util'
 import Fastify, { LogController, type FastifyInstance, type FastifyBaseLogger } from 'fastify'
 import { loadConfigFile, watchConfig, type Config, type ConfigWatcher } from './config/index.js'
 import { Router } from './routing/index.js'
-import { createUpstreams, closeUpstreams, compileTrustedProxies, createProxyHandler, NOOP_HOOKS, type DataPlane, type DataPlaneHooks, type RequestReport } from './proxy/index.js'
+import { createUpstreams, closeUpstreams, compileTrustedProxies, createProxyHandler, NOOP_HOOKS, NO_PLAN, type DataPlane, type DataPlaneHooks, type RequestReport, type RequestPlan } from './proxy/index.js'
 import { StateManager, createStateStore, yamlViews, syncYaml, type StateStore } from './state/index.js'
 import { createAuth, registerAdminRoutes, ADMIN_BODY_LIMIT, type Auth } from './admin/index.js'
 import { createMetrics, type Metrics } from './metrics/index.js'
+import { Shadower } from './shadow/index.js'
 
 export interface BuildOptions {
   /** a pino logger (tests pass a capturing one) */
@@ -76,14 +77,34 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   metrics.storeUp(store.kind, () => store.up())
   const log1 = accessLog(log)
   const none = metrics.rollout('none')
+  const shadower = new Shadower(config, metrics, log)
   dataPlane.hooks = {
     ...NOOP_HOOKS,
-    done (r, request) {
+    plan (route, method, requestId, contentLength, chunked): RequestPlan {
+      const name = route.name
+      if (!shadower.has(name) || !shadower.sampled(name, method, requestId)) return NO_PLAN
+      const max = shadower.maxBodyBytes(name)
+      const hasBody = chunked || (contentLength !== undefined && contentLength > 0)
+      if (hasBody && (chunked || (contentLength as number) > max)) {
+        // the body is read once and shared only when it is small and its size known
+        shadower.drop(name, chunked ? 'chunked request body' : 'request body over maxBodyBytes')
+        return NO_PLAN
+      }
+      return { bufferBody: hasBody, captureBytes: max, learn: false, shadow: true }
+    },
+    done (r, request, body) {
       const route = metrics.route(r.route?.name ?? 'unmatched')
       const seconds = (performance.now() - r.startedAt) / 1000
       metrics.request(route, r.decision.backend, r.method, r.result.status, seconds, r.result.errorKind)
       metrics.decision(r.route === undefined ? none : metrics.rollout(r.route.rollout.name), r.decision.backend, r.decision.reason)
       log1(r, request, seconds)
+      if (r.plan.shadow && r.route !== undefined && !r.result.aborted && r.result.errorKind === undefined) {
+        if (r.result.body === undefined) shadower.drop(r.route.name, 'answer over maxBodyBytes')
+        else {
+          shadower.fire(r.route.name, r.decision.backend, { method: r.method, url: request.raw.url ?? '/', id: request.id, headers: r.upstreamHeaders, body: body ?? null },
+            { status: r.result.status, headers: r.result.headers ?? {}, body: r.result.body })
+        }
+      }
     }
   } satisfies DataPlaneHooks
 
@@ -130,6 +151,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     const backendsChanged = !isDeepStrictEqual(next.backends, current.backends)
     if (backendsChanged) dataPlane.upstreams = createUpstreams(next.backends)
     dataPlane.router = router
+    shadower.configure(next)
     if (!isDeepStrictEqual(next.admin.tokens, current.admin.tokens)) auth = createAuth(next.admin.tokens)
     current = next
     await state.change(syncYaml(yamlViews(next)))
@@ -154,7 +176,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     auth: () => auth,
     reload,
     draining: () => draining,
-    metrics: { contentType: metrics.contentType, text: () => metrics.text() }
+    metrics: { contentType: metrics.contentType, text: () => metrics.text() },
+    views: {
+      '/admin/shadow/mismatches': (q) => ({ samples: shadower.mismatches(q.route, Math.min(Math.max(Number(q.limit ?? 50) || 50, 1), 500)) }),
+      '/admin/shadow/summary': () => shadower.summary()
+    }
   })
 
   let watcher: ConfigWatcher | undefined
@@ -171,6 +197,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
       clearInterval(sweep)
     }
     await admin.close()
+    await shadower.close()
     await store.close()
   }
   return {

@@ -8,7 +8,7 @@ import { upstreamRequestHeaders, type TrustedProxies } from './headers.js'
 import { forward, type ExchangeResult } from './forward.js'
 import { DUALTRACK_ERR_BODY_TOO_LARGE } from '../errors.js'
 
-/** what a finished request reports (metrics, access log, guard, affinity learning) */
+/** what a finished request reports (metrics, access log, guard, affinity learning, shadow) */
 export interface RequestReport {
   readonly route: CompiledRoute | undefined
   readonly method: string
@@ -16,16 +16,32 @@ export interface RequestReport {
   readonly result: ExchangeResult
   /** performance.now() when routing began */
   readonly startedAt: number
+  readonly plan: RequestPlan
+  /** the headers sent upstream (hop-by-hop stripped): a shadow copy sends the same */
+  readonly upstreamHeaders: Record<string, string | string[]>
 }
+
+/** what the features need of one request, decided before it is forwarded */
+export interface RequestPlan {
+  /** read the request body into memory first (affinity lookups in bodies, shadowed writes) */
+  readonly bufferBody: boolean
+  /** keep up to this many bytes of the answer (0: none) */
+  readonly captureBytes: number
+  /** hold the answer until learn() ran (affinity: the owner is recorded before the client hears) */
+  readonly learn: boolean
+  /** a shadow copy follows the answer */
+  readonly shadow: boolean
+}
+
+/** the plan of a request no feature looks at: shared, so the common case allocates nothing */
+export const NO_PLAN: RequestPlan = Object.freeze({ bufferBody: false, captureBytes: 0, learn: false, shadow: false })
 
 /** hooks that later features plug in; each defaults to a no-op, so a disabled feature costs nothing */
 export interface DataPlaneHooks {
+  /** what this request needs; NO_PLAN for most */
+  plan (route: CompiledRoute, method: string, requestId: string, contentLength: number | undefined, chunked: boolean): RequestPlan
   /** the affinity owner of the order this request names, if the route's rollout knows it */
   lookupOwner (route: CompiledRoute, req: RequestView, body: Buffer | undefined): BackendName | undefined | Promise<BackendName | undefined>
-  /** does this route need the request body before routing (affinity lookups in bodies, shadowed writes)? */
-  bufferRequestBody (route: CompiledRoute, method: string): number
-  /** up to how many answer bytes to keep for learning (0: stream the answer untouched) */
-  captureAnswer (route: CompiledRoute, method: string, backend: BackendName): number
   /** an answer was complete (captured body when asked for); runs before the client gets it */
   learn (route: CompiledRoute, backend: BackendName, status: number, headers: Record<string, string | string[] | undefined>, body: Buffer | undefined): void | Promise<void>
   /** after the exchange: metrics, logs, guard, shadow copies */
@@ -43,9 +59,8 @@ export interface DataPlane {
 }
 
 export const NOOP_HOOKS: DataPlaneHooks = {
+  plan: () => NO_PLAN,
   lookupOwner: () => undefined,
-  bufferRequestBody: () => 0,
-  captureAnswer: () => 0,
   learn: () => undefined,
   done: () => undefined
 }
@@ -94,10 +109,11 @@ export function createProxyHandler (dp: DataPlane) {
 
     let body: Readable | Buffer | null = hasBody ? raw : null
     let buffered: Buffer | undefined
+    let plan = NO_PLAN
     if (route !== undefined) {
       const view = raw as RequestView
-      const wanted = hasBody ? dp.hooks.bufferRequestBody(route, method) : 0
-      if (wanted > 0) {
+      plan = dp.hooks.plan(route, method, request.id, cl === undefined ? undefined : Number(cl), te !== undefined)
+      if (hasBody && plan.bufferBody) {
         // small, bounded read, only on routes that need it (affinity lookups in bodies, shadowed writes)
         const b = await readBody(raw, dp.bodyLimit)
         if (b === null) return tooLarge(reply, dp.bodyLimit, decision)
@@ -113,20 +129,21 @@ export function createProxyHandler (dp: DataPlane) {
     const startedAt = performance.now()
     reply.hijack()
     if (dp.draining) reply.raw.shouldKeepAlive = false
-    const capture = route === undefined || method !== 'POST' ? 0 : dp.hooks.captureAnswer(route, method, backend)
     const hooks = dp.hooks
+    const upstreamHeaders = upstreamRequestHeaders(raw.headers, raw.socket.remoteAddress, dp.trusted, 'http')
+    const p = plan
     forward({
       upstream,
       backend,
       method,
       path: upstream.basePath === '' ? url : upstream.basePath + url,
-      headers: upstreamRequestHeaders(raw.headers, raw.socket.remoteAddress, dp.trusted, 'http'),
+      headers: upstreamHeaders,
       body,
       res: reply.raw,
       addHeaders: { 'x-dualtrack-backend': backend, 'x-dualtrack-reason': decision.reason, 'x-request-id': request.id },
-      captureBytes: capture,
-      beforeHead: capture > 0 && route !== undefined ? (status, headers, answer) => hooks.learn(route, backend, status, headers, answer) : undefined,
-      onDone: (result) => hooks.done({ route, method, decision, result, startedAt }, request, buffered)
+      captureBytes: p.captureBytes,
+      beforeHead: p.learn && route !== undefined ? (status, headers, answer) => hooks.learn(route, backend, status, headers, answer) : undefined,
+      onDone: (result) => hooks.done({ route, method, decision, result, startedAt, plan: p, upstreamHeaders }, request, buffered)
     })
   }
 }

@@ -2,4 +2,4 @@ export { createUpstreams, createUpstream, closeUpstreams, type Upstream, type Up
 export { compileTrustedProxies, upstreamRequestHeaders, clientResponseHeaders, type TrustedProxies } from './headers.js'
 export { mapUpstreamError, errorKind, isConnectFailure, type UpstreamErrorKind, type MappedError } from './error-map.js'
 export { forward, Exchange, MAX_IDEMPOTENT_RETRIES, type ExchangeOptions, type ExchangeResult } from './forward.js'
-export { createProxyHandler, NOOP_HOOKS, type DataPlane, type DataPlaneHooks, type RequestReport } from './handler.js'
+export { createProxyHandler, NOOP_HOOKS, NO_PLAN, type DataPlane, type DataPlaneHooks, type RequestReport, type RequestPlan } from './handler.js'
