@@ -231,4 +231,8 @@ t.test('one access log line per request, without tokens', async (t) => {
   t.match(l, { reqId: 'req-123', route: 'orders', method: 'GET', path: '/api/orders/9', backend: 'legacy', reason: 'force', status: 200 })
   t.type(l.durationMs, 'number')
   t.notMatch(JSON.stringify(gw.logs), /sekret|secret/)
+  const r = await request(gw.url + '/api/orders', { headers: { 'x-user-id': 'vip-42' } })
+  await r.body.dump()
+  t.match(r.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a request id is made when the client sends none, and returned')
+  t.equal(gw.logs.findLast((l) => l.msg === 'request')?.reqId, r.headers['x-request-id'])
 })
