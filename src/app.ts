@@ -6,7 +6,8 @@ import Fastify, { LogController, type FastifyInstance, type FastifyBaseLogger } 
 import { loadConfigFile, watchConfig, type Config, type ConfigWatcher } from './config/index.js'
 import { Router } from './routing/index.js'
 import { createUpstreams, closeUpstreams, compileTrustedProxies, createProxyHandler, NOOP_HOOKS, NO_PLAN, type DataPlane, type DataPlaneHooks, type RequestReport, type RequestPlan } from './proxy/index.js'
-import { StateManager, createStateStore, yamlViews, syncYaml, type StateStore } from './state/index.js'
+import { StateManager, Affinity, createStateStore, yamlViews, syncYaml, planPause, planResume, type StateStore } from './state/index.js'
+import { Guardian } from './guard/index.js'
 import { createAuth, registerAdminRoutes, ADMIN_BODY_LIMIT, type Auth } from './admin/index.js'
 import { createMetrics, type Metrics } from './metrics/index.js'
 import { Shadower } from './shadow/index.js'
@@ -25,6 +26,7 @@ export interface Dualtrack {
   readonly dataPlane: DataPlane
   readonly state: StateManager
   readonly metrics: Metrics
+  readonly guardian: Guardian
   /** the config in force */
   config(): Config
   /** re-read the config file; a bad one is refused and the last good one stays */
@@ -78,25 +80,61 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const log1 = accessLog(log)
   const none = metrics.rollout('none')
   const shadower = new Shadower(config, metrics, log)
+  const affinity = new Affinity(config, store, metrics, log)
+  const guardian = new Guardian(config, state, metrics, log)
+  const WRITES = new Set(['POST', 'PUT', 'PATCH'])
   dataPlane.hooks = {
     ...NOOP_HOOKS,
     plan (route, method, requestId, contentLength, chunked): RequestPlan {
       const name = route.name
-      if (!shadower.has(name) || !shadower.sampled(name, method, requestId)) return NO_PLAN
-      const max = shadower.maxBodyBytes(name)
+      const aff = affinity.of(route.rollout.name)
+      const shadow = shadower.has(name) && shadower.sampled(name, method, requestId)
+      if (aff === undefined && !shadow) return NO_PLAN
       const hasBody = chunked || (contentLength !== undefined && contentLength > 0)
-      if (hasBody && (chunked || (contentLength as number) > max)) {
-        // the body is read once and shared only when it is small and its size known
-        shadower.drop(name, chunked ? 'chunked request body' : 'request body over maxBodyBytes')
-        return NO_PLAN
+      let bufferBody = false
+      let captureBytes = 0
+      let copy = shadow
+      if (copy) {
+        const max = shadower.maxBodyBytes(name)
+        if (hasBody && (chunked || (contentLength as number) > max)) {
+          // the body is read once and shared only when it is small and its size known
+          shadower.drop(name, chunked ? 'chunked request body' : 'request body over maxBodyBytes')
+          copy = false
+        } else {
+          bufferBody = hasBody
+          captureBytes = max
+        }
       }
-      return { bufferBody: hasBody, captureBytes: max, learn: false, shadow: true }
+      // affinity: lookups in bodies need the body (bounded); learning needs a POST's answer, held
+      // until the owner is recorded
+      const learn = aff !== undefined && aff.learn !== undefined && method === 'POST'
+      if (aff !== undefined) {
+        if (aff.lookup.needsBody && hasBody && !chunked && WRITES.has(method) && (contentLength as number) <= aff.maxBodyBytes) bufferBody = true
+        if (learn) captureBytes = Math.max(captureBytes, aff.maxBodyBytes)
+      }
+      if (!bufferBody && captureBytes === 0 && !copy) return NO_PLAN
+      return { bufferBody, captureBytes, learn, shadow: copy }
+    },
+    lookupOwner (route, req, body) {
+      const r = route.rollout
+      // a hard rollback sends everything to legacy: no lookup to make
+      if (r.rollback === 'hard') return undefined
+      const aff = affinity.of(r.name)
+      if (aff === undefined) return undefined
+      const url = req.url
+      const q = url.indexOf('?')
+      return affinity.lookup(r.name, aff, req, q === -1 ? url : url.slice(0, q), body)
+    },
+    learn (route, backend, status, headers, body) {
+      const aff = affinity.of(route.rollout.name)
+      return aff === undefined ? undefined : affinity.learn(route.rollout.name, aff, backend, status, headers, body)
     },
     done (r, request, body) {
       const route = metrics.route(r.route?.name ?? 'unmatched')
       const seconds = (performance.now() - r.startedAt) / 1000
       metrics.request(route, r.decision.backend, r.method, r.result.status, seconds, r.result.errorKind)
       metrics.decision(r.route === undefined ? none : metrics.rollout(r.route.rollout.name), r.decision.backend, r.decision.reason)
+      if (r.route !== undefined) guardian.record(r.route.rollout.name, r.decision.backend, seconds * 1000, r.result.status, r.result.errorKind !== undefined)
       log1(r, request, seconds)
       if (r.plan.shadow && r.route !== undefined && !r.result.aborted && r.result.errorKind === undefined) {
         if (r.result.body === undefined) shadower.drop(r.route.name, 'answer over maxBodyBytes')
@@ -152,6 +190,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     if (backendsChanged) dataPlane.upstreams = createUpstreams(next.backends)
     dataPlane.router = router
     shadower.configure(next)
+    affinity.configure(next)
+    guardian.configure(next)
     if (!isDeepStrictEqual(next.admin.tokens, current.admin.tokens)) auth = createAuth(next.admin.tokens)
     current = next
     await state.change(syncYaml(yamlViews(next)))
@@ -177,17 +217,23 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     reload,
     draining: () => draining,
     metrics: { contentType: metrics.contentType, text: () => metrics.text() },
+    planControl: async (rollout, action, who) => {
+      const actor = { name: who.name, source: 'admin' as const }
+      await state.change(action === 'pause' ? planPause(rollout, actor) : planResume(rollout, actor))
+    },
     views: {
       '/admin/shadow/mismatches': (q) => ({ samples: shadower.mismatches(q.route, Math.min(Math.max(Number(q.limit ?? 50) || 50, 1), 500)) }),
       '/admin/shadow/summary': () => shadower.summary()
     }
   })
 
+  guardian.start()
   let watcher: ConfigWatcher | undefined
   if (opts.watch) watcher = watchConfig(config.file, () => { void reload() })
 
   const closeAll = async () => {
     watcher?.close()
+    guardian.stop()
     dataPlane.draining = true
     // a keep-alive connection busy when close() began turns idle later: close those as they do
     const sweep = setInterval(() => gateway.server.closeIdleConnections(), 100)
@@ -206,6 +252,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     dataPlane,
     state,
     metrics,
+    guardian,
     config: () => current,
     reload,
     draining: () => draining,

@@ -21,6 +21,7 @@ const USAGE = `usage: dualtrack <command> [options]
   resume [--rollout R]
   explain --key K [--region R] [--rollout R]
   audit [--limit N]
+  plan <rollout> pause|resume           pause or resume a ramp plan
   reload                                re-read the YAML
 
 admin commands talk to --admin URL (default http://127.0.0.1:9090, or DUALTRACK_ADMIN_URL)

@@ -217,6 +217,7 @@ function crossCheck (cfg: RawConfig, doc: Document, lines: LineCounter, file: st
   for (const [name, r] of Object.entries(cfg.rollouts)) {
     const both = r.force.new.filter((k) => r.force.legacy.includes(k))
     if (both.length > 0) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'force'])}: rollouts.${name}.force: ${both.join(', ')} is forced to both new and legacy\n  example: force: { new: [qa-user-1], legacy: [vip-42] }`)
+    if (r.plan && !r.guard) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'plan'])}: rollouts.${name}.plan: a plan needs a guard to judge each step\n  example: guard: { window: 60s, minRequests: 200, maxErrorRate: 0.02 }`)
     if (r.plan) {
       const s = r.plan.steps
       if (s.some((v, i) => i > 0 && v <= (s[i - 1] as number))) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'plan', 'steps'])}: rollouts.${name}.plan.steps: must rise step by step\n  example: steps: [5, 10, 25, 50, 100]`)

@@ -28,11 +28,11 @@ export function writeStateFile (file: string, shape: FileShape): void {
 }
 
 /** a bounded map of order id -> owner with expiry, least recently used out first */
-export class AffinityLru {
+export class AffinityLru<V = BackendName> {
   readonly #max: number
-  readonly #map = new Map<string, { owner: BackendName, expires: number }>()
+  readonly #map = new Map<string, { owner: V, expires: number }>()
   constructor (max: number) { this.#max = max }
-  get (key: string, now: number): BackendName | undefined {
+  get (key: string, now: number): V | undefined {
     const e = this.#map.get(key)
     if (e === undefined) return undefined
     if (e.expires <= now) { this.#map.delete(key); return undefined }
@@ -41,13 +41,13 @@ export class AffinityLru {
     this.#map.set(key, e)
     return e.owner
   }
-  set (key: string, owner: BackendName, expires: number): void {
+  set (key: string, owner: V, expires: number): void {
     this.#map.delete(key)
     this.#map.set(key, { owner, expires })
     if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
   }
   get size (): number { return this.#map.size }
-  entries (): IterableIterator<[string, { owner: BackendName, expires: number }]> { return this.#map.entries() }
+  entries (): IterableIterator<[string, { owner: V, expires: number }]> { return this.#map.entries() }
 }
 
 export class FileStore implements StateStore {
@@ -88,6 +88,8 @@ export class FileStore implements StateStore {
   onRemoteChange (): void { /* one replica: nothing changes elsewhere */ }
   onReconnect (): void { /* a file is always there */ }
   up (): boolean { return true }
+  // one replica by definition: it always leads
+  async lease (): Promise<boolean> { return true }
 
   async getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> {
     return this.#lru.get(`${rollout}\t${orderId}`, Date.now())
@@ -96,7 +98,10 @@ export class FileStore implements StateStore {
   /** synchronous inside: the owner is on disk (page cache) before the answer goes back */
   async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void> {
     const key = `${rollout}\t${orderId}`
-    const expires = Date.now() + ttlMs
+    const now = Date.now()
+    // an order's owner is whoever created it; a later 2xx that names it does not move it
+    if (this.#lru.get(key, now) !== undefined) return
+    const expires = now + ttlMs
     this.#lru.set(key, owner, expires)
     mkdirSync(dirname(this.#journal), { recursive: true })
     appendFileSync(this.#journal, `${key}\t${owner}\t${expires}\n`)

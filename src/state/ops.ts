@@ -113,7 +113,7 @@ export function setRollout (name: string, patch: RolloutPatch, actor: Actor, rea
   }
 }
 
-export function rollback (names: readonly string[], mode: RollbackMode, reason: string, actor: Actor): Op {
+export function rollback (names: readonly string[], mode: RollbackMode, reason: string, actor: Actor, details?: Record<string, unknown>): Op {
   return (doc, now) => {
     const out: AuditEntry[] = []
     for (const name of names) {
@@ -121,7 +121,7 @@ export function rollback (names: readonly string[], mode: RollbackMode, reason: 
       if (r === undefined || now < r.stamps.rollback) continue
       if (r.rollback !== null && r.rollback.mode === mode) continue
       const after = { mode, reason, by: actor.name, at: new Date(now).toISOString(), propagated: true }
-      out.push(entry(now, actor, 'rollback', name, r.rollback && { mode: r.rollback.mode }, { mode }, reason))
+      out.push(entry(now, actor, 'rollback', name, r.rollback && { mode: r.rollback.mode }, details ? { mode, ...details } : { mode }, reason))
       r.rollback = after
       r.stamps.rollback = now
       // a rollback stops a ramp plan: it does not advance again until resumed by a person
@@ -156,4 +156,81 @@ export function applyOp (doc: StateDoc, op: Op, now: number): AuditEntry[] {
 
 export function cloneDoc (doc: StateDoc): StateDoc {
   return structuredClone(doc)
+}
+
+const PLAN_ACTOR: Actor = { name: 'plan', source: 'plan' }
+
+/** start a ramp plan: the first step at or above the percent in force */
+export function planStart (name: string, steps: readonly number[]): Op {
+  return (doc, now) => {
+    const r = doc.rollouts[name]
+    if (r === undefined || r.plan !== null || r.rollback !== null) return []
+    let step = steps.findIndex((p) => p >= r.percent)
+    if (step === -1) step = steps.length - 1
+    const out = [entry(now, PLAN_ACTOR, 'plan-start', name, null, { step, steps })]
+    r.plan = { step, paused: false, state: step === steps.length - 1 ? 'done' : 'running', since: new Date(now).toISOString(), note: null }
+    const target = steps[step] as number
+    if (r.percent !== target) {
+      out.push(entry(now, PLAN_ACTOR, 'set-percent', name, r.percent, target))
+      r.percent = target
+      r.stamps.percent = now
+    }
+    touch(r, now, PLAN_ACTOR)
+    return out
+  }
+}
+
+/**
+ * advance from `from` to the next step; a no-op unless the plan is still at `from` and running,
+ * so two replicas that both try apply the step once (the op runs inside the store's compare-and-set)
+ */
+export function planAdvance (name: string, from: number, steps: readonly number[], evidence: string): Op {
+  return (doc, now) => {
+    const r = doc.rollouts[name]
+    const p = r?.plan
+    if (r === undefined || p == null || p.step !== from || p.paused || r.rollback !== null || (p.state !== 'running' && p.state !== 'waiting')) return []
+    const next = from + 1
+    if (next >= steps.length) return []
+    const target = steps[next] as number
+    const out = [entry(now, PLAN_ACTOR, 'set-percent', name, r.percent, target, `plan step ${next + 1}/${steps.length}: ${evidence}`)]
+    r.percent = target
+    r.stamps.percent = now
+    r.plan = { step: next, paused: false, state: next === steps.length - 1 ? 'done' : 'running', since: new Date(now).toISOString(), note: null }
+    touch(r, now, PLAN_ACTOR)
+    return out
+  }
+}
+
+/** not enough traffic to judge the step: wait (Argo's "inconclusive") instead of advancing */
+export function planWait (name: string, from: number, note: string): Op {
+  return (doc, now) => {
+    const r = doc.rollouts[name]
+    const p = r?.plan
+    if (r === undefined || p == null || p.step !== from || p.state !== 'running' || p.paused) return []
+    r.plan = { ...p, state: 'waiting', note }
+    return [entry(now, PLAN_ACTOR, 'plan-wait', name, 'running', 'waiting', note)]
+  }
+}
+
+export function planPause (name: string, actor: Actor): Op {
+  return (doc, now) => {
+    const r = doc.rollouts[name]
+    if (r?.plan == null || r.plan.paused) return []
+    r.plan = { ...r.plan, paused: true }
+    touch(r, now, actor)
+    return [entry(now, actor, 'plan-pause', name, false, true)]
+  }
+}
+
+/** go on: a paused, waiting or stopped plan runs again from its current step, with a fresh hold */
+export function planResume (name: string, actor: Actor): Op {
+  return (doc, now) => {
+    const r = doc.rollouts[name]
+    const p = r?.plan
+    if (r === undefined || p == null || p.state === 'done' || r.rollback !== null) return []
+    if (!p.paused && p.state === 'running') return []
+    r.plan = { ...p, paused: false, state: 'running', since: new Date(now).toISOString(), note: null }
+    touch(r, now, actor)
+    return [entry(now, actor, 'plan-resume', name, p.paused ? 'paused' : p.state, 'running')]
+  }
 }

@@ -14,6 +14,14 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 500
 export const DEFAULT_POLL_MS = 1000
 export const MAX_RETRY_DELAY_MS = 2000
 const MAX_CAS_TRIES = 8
+// take the lease when free, renew it when ours; atomic, so two replicas never both hold it
+const LEASE_SCRIPT = `
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0`
 
 export interface RedisStoreOptions {
   readonly url: string
@@ -138,6 +146,16 @@ export class RedisStore implements StateStore {
     return rows.map((r) => JSON.parse(r) as AuditEntry)
   }
 
+  async lease (name: string, holder: string, ttlMs: number): Promise<boolean> {
+    if (!this.up()) return false
+    try {
+      const got = await this.#client.eval(LEASE_SCRIPT, 1, `${this.#o.prefix}lease:${name}`, holder, String(ttlMs))
+      return got === 1
+    } catch {
+      return false
+    }
+  }
+
   onRemoteChange (cb: (doc: StateDoc) => void): void { this.#remote = cb }
   onReconnect (cb: () => void): void { this.#reconnect = cb }
 
@@ -147,7 +165,8 @@ export class RedisStore implements StateStore {
   }
 
   async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void> {
-    await this.#client.set(`${this.#keys.aff}${rollout}:${orderId}`, owner, 'PX', ttlMs)
+    // NX: an order's owner is whoever created it; a later 2xx that names it does not move it
+    await this.#client.set(`${this.#keys.aff}${rollout}:${orderId}`, owner, 'PX', ttlMs, 'NX')
   }
 
   async close (): Promise<void> {

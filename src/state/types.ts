@@ -69,6 +69,7 @@ export const MAX_AUDIT_ENTRIES = 1000
 export interface AffinityStore {
   /** the owner of an order, or undefined; throws when the store cannot answer */
   getOwner (rollout: string, orderId: string): Promise<BackendName | undefined>
+  /** record the owner of a new order; an order that already has one keeps it */
   setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void>
 }
 
@@ -90,5 +91,7 @@ export interface StateStore extends AffinityStore {
   /** called when the store comes back after being down */
   onReconnect (cb: () => void): void
   up (): boolean
+  /** hold (or renew) a named lease for ttlMs; true when `holder` has it (the plan's leader) */
+  lease (name: string, holder: string, ttlMs: number): Promise<boolean>
   close (): Promise<void>
 }

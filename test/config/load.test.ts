@@ -69,6 +69,8 @@ t.test('each kind of bad file is refused with file, line and field', async (t) =
   refused(t, GOOD.replace('ttl: 30d', 'ttl: soon'), {}, 'rollouts.checkout.affinity.ttl: must be a duration')
   refused(t, GOOD.replace('[header:x-user-id]', '[body:x]'), {}, 'rollouts.checkout.cohortKey[0]: must match pattern')
   refused(t, 'backends: 3', {}, /backends: must be object/)
+  refused(t, GOOD.replace('    cohortKey: [header:x-user-id]', '    cohortKey: [header:x-user-id]\n    plan: { steps: [5, 10], hold: 1m }'), {}, 'rollouts.checkout.plan: a plan needs a guard to judge each step')
+  refused(t, GOOD.replace('    cohortKey: [header:x-user-id]', '    cohortKey: [header:x-user-id]\n    guard: { window: 1m }\n    plan: { steps: [10, 5], hold: 1m }'), {}, 'rollouts.checkout.plan.steps: must rise step by step')
   refused(t, GOOD.replace('    cohortKey: [header:x-user-id]', '    cohortKey: [header:x-user-id]\n    force: { new: [a], legacy: [a] }'), {}, 'a is forced to both new and legacy')
 })
 

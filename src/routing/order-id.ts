@@ -1,0 +1,141 @@
+// where a request or an answer names an order: the id sources of affinity (DESIGN.md §1).
+// Pure functions compiled once per rollout; every reader answers a string or undefined, never throws
+import type { RequestView } from './cohort-key.js'
+import { readQuery } from './cohort-key.js'
+
+export const MAX_ORDER_ID_LENGTH = 256
+
+/** reads an order id from a request (lookup) */
+export type LookupReader = (req: RequestView, path: string, body: Buffer | undefined, contentType: string | undefined) => string | undefined
+/** reads the id of a new order from an answer (learn) */
+export type LearnReader = (headers: Record<string, string | string[] | undefined>, body: Buffer | undefined) => string | undefined
+
+export interface CompiledLookup {
+  read: LookupReader
+  /** does any source need the request body? */
+  readonly needsBody: boolean
+}
+
+function ok (v: unknown): string | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v)
+  if (typeof v !== 'string') return undefined
+  const s = v.trim()
+  return s.length === 0 || s.length > MAX_ORDER_ID_LENGTH ? undefined : s
+}
+
+function jsonPath (spec: string): string[] {
+  // json:$.a.b -> ['a', 'b']
+  return spec.slice('json:$.'.length).split('.')
+}
+
+function dig (value: unknown, keys: readonly string[]): unknown {
+  let v = value
+  for (const k of keys) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined
+    v = (v as Record<string, unknown>)[k]
+  }
+  return v
+}
+
+// parsed bodies are memoised per buffer: several json: sources read one parse
+let lastBody: Buffer | undefined
+let lastParsed: unknown
+function parseJson (body: Buffer): unknown {
+  if (body === lastBody) return lastParsed
+  lastBody = body
+  try { lastParsed = JSON.parse(body.toString('utf8')) } catch { lastParsed = undefined }
+  return lastParsed
+}
+
+function parseForm (body: Buffer, name: string): string | undefined {
+  try {
+    return new URLSearchParams(body.toString('utf8')).get(name) ?? undefined
+  } catch {
+    return undefined
+  }
+}
+
+// path:/api/orders/:orderId -> a matcher of whole segments
+function pathReader (pattern: string): (path: string) => string | undefined {
+  const segs = pattern.split('/')
+  const at = segs.findIndex((s) => s.startsWith(':'))
+  return (path) => {
+    const parts = path.split('/')
+    if (parts.length !== segs.length) return undefined
+    for (let i = 0; i < segs.length; i++) if (i !== at && !(segs[i] as string).startsWith(':') && segs[i] !== parts[i]) return undefined
+    try {
+      return decodeURIComponent(parts[at] as string)
+    } catch {
+      return undefined
+    }
+  }
+}
+
+export function compileLookup (specs: readonly string[]): CompiledLookup {
+  let needsBody = false
+  const readers: LookupReader[] = specs.map((spec) => {
+    const colon = spec.indexOf(':')
+    const kind = spec.slice(0, colon)
+    const name = spec.slice(colon + 1)
+    switch (kind) {
+      case 'path': {
+        const m = pathReader(name)
+        return (_req, path) => ok(m(path))
+      }
+      case 'query': return (req) => ok(readQuery(req.url, name))
+      case 'header': {
+        const h = name.toLowerCase()
+        return (req) => { const v = req.headers[h]; return ok(Array.isArray(v) ? v[0] : v) }
+      }
+      case 'json': {
+        needsBody = true
+        const keys = jsonPath(spec)
+        return (_req, _path, body, ct) => body === undefined || (ct !== undefined && !ct.includes('json')) ? undefined : ok(dig(parseJson(body), keys))
+      }
+      case 'form': {
+        needsBody = true
+        return (_req, _path, body, ct) => body === undefined || ct === undefined || !ct.includes('application/x-www-form-urlencoded') ? undefined : ok(parseForm(body, name))
+      }
+      default: throw new TypeError(`unknown affinity lookup source ${spec}`)
+    }
+  })
+  return {
+    needsBody,
+    read (req, path, body, ct) {
+      for (const r of readers) {
+        const v = r(req, path, body, ct)
+        if (v !== undefined) return v
+      }
+      return undefined
+    }
+  }
+}
+
+export function compileLearn (specs: readonly string[]): LearnReader {
+  const readers: LearnReader[] = specs.map((spec) => {
+    if (spec.startsWith('json:')) {
+      const keys = jsonPath(spec)
+      return (_h, body) => body === undefined ? undefined : ok(dig(parseJson(body), keys))
+    }
+    const name = spec.slice('header:'.length).toLowerCase()
+    return (h) => {
+      const raw = h[name]
+      const v = Array.isArray(raw) ? raw[0] : raw
+      if (v === undefined) return undefined
+      // Location: /api/orders/NW-1 (or a full URL): the id is its last path segment
+      if (name === 'location') {
+        const path = v.replace(/^[a-z]+:\/\/[^/]+/i, '').split('?')[0] ?? ''
+        const last = path.split('/').filter(Boolean).pop()
+        try { return ok(last === undefined ? undefined : decodeURIComponent(last)) } catch { return undefined }
+      }
+      return ok(v)
+    }
+  })
+  return (h, body) => {
+    for (const r of readers) {
+      const v = r(h, body)
+      if (v !== undefined) return v
+    }
+    return undefined
+  }
+}

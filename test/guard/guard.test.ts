@@ -1,0 +1,176 @@
+import t, { type Test } from 'tap'
+import { join } from 'node:path'
+import { request, Agent } from 'undici'
+import { startBackend, type TestBackend } from '../helpers/backend.js'
+import { startGatewayFromYaml, basicYaml, tempDir, type TestGateway } from '../helpers/gateway.js'
+import { startRedis } from '../helpers/redis.js'
+import { call, OPERATOR, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
+
+const GUARD = (extra: string) => `    guard: { window: 1500ms, minRequests: 40, maxErrorRate: 0.05, maxErrorRateDelta: 0.03, maxP99Ratio: 3${extra} }\n`
+
+async function setup (t: Test, guardExtra = '', rolloutExtra = '', state = '') {
+  const legacy = await startBackend('legacy', t)
+  const fresh = await startBackend('new', t)
+  // plans start from 5%
+  const yaml = basicYaml(legacy.url, fresh.url, { top: TOKENS_YAML + state, rollout: GUARD(guardExtra) + rolloutExtra }).replace('percent: 50', rolloutExtra.includes('plan') ? 'percent: 5' : 'percent: 50')
+  const gw = await startGatewayFromYaml(yaml, t)
+  return { legacy, fresh, gw }
+}
+
+/** traffic from many users at a steady pace until stop() */
+function traffic (gw: TestGateway, t: Test, perTick = 8, everyMs = 20) {
+  const agent = new Agent({ connections: 16 })
+  let i = 0
+  let failed = 0
+  let sent = 0
+  const timer = setInterval(() => {
+    for (let k = 0; k < perTick; k++) {
+      sent++
+      request(gw.url + '/api/orders', { headers: { 'x-user-id': `u${i++}` }, dispatcher: agent })
+        .then((r) => r.body.dump()).catch(() => { failed++ })
+    }
+  }, everyMs)
+  let stopped: Promise<void> | undefined
+  const stop = () => (stopped ??= (async () => {
+    clearInterval(timer)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    await agent.close()
+  })())
+  t.teardown(stop)
+  return { stop, stats: () => ({ sent, failed }) }
+}
+
+function failSome (b: TestBackend, share: number, status = 500) {
+  let n = 0
+  b.handler = (_req, res) => {
+    res.writeHead(n++ % Math.round(1 / share) === 0 ? status : 200, { 'content-type': 'application/json' })
+    res.end('{}')
+  }
+}
+
+async function rolledBackBy (gw: TestGateway, ms: number): Promise<number> {
+  const started = Date.now()
+  while (Date.now() - started < ms) {
+    if (gw.app.state.doc.rollouts.checkout?.rollback !== null) return Date.now() - started
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return -1
+}
+
+t.test('a new system answering 20% 5xx is rolled back within the window', async (t) => {
+  const { fresh, gw } = await setup(t)
+  const load = traffic(gw, t)
+  await new Promise((resolve) => setTimeout(resolve, 800))
+  t.equal(gw.app.state.doc.rollouts.checkout?.rollback, null, 'healthy so far')
+  const injected = Date.now()
+  failSome(fresh, 0.2)
+  const took = await rolledBackBy(gw, 5000)
+  await load.stop()
+  t.ok(took >= 0, `rolled back ${took} ms after the fault (window 1500 ms)`)
+  t.comment(`fault to automatic rollback: ${took} ms`)
+  t.ok(Date.now() - injected < 1500 + 1000, 'within the window plus a tick')
+  const s = (await call(gw.adminUrl, 'GET', '/admin/state', VIEWER)).body
+  t.match(s, { rollouts: { checkout: { rollback: { mode: 'hard', by: 'guard', reason: /^guard: new error rate/ }, source: 'guard', updatedBy: 'guard' } } })
+  const audit = (await call(gw.adminUrl, 'GET', '/admin/audit?limit=1', VIEWER)).body.entries as { actor: string, source: string, action: string, after: Record<string, unknown> }[]
+  t.match(audit[0], { actor: 'guard', source: 'guard', action: 'rollback', after: { mode: 'hard', newErrorRate: Number, legacyErrorRate: 0, newRequests: Number, legacyRequests: Number } })
+  t.ok((audit[0]?.after.newErrorRate as number) - (audit[0]?.after.legacyErrorRate as number) > 0.03, 'the numbers that tripped it are in the audit')
+  const metrics = await (await request(gw.adminUrl + '/metrics')).body.text()
+  t.match(metrics, 'dualtrack_auto_rollbacks_total{rollout="checkout"} 1')
+})
+
+t.test('a new system slower than the ratio is rolled back', async (t) => {
+  const { fresh, gw } = await setup(t)
+  fresh.handler = (_req, res) => { setTimeout(() => { res.writeHead(200); res.end('{}') }, 60) }
+  const load = traffic(gw, t)
+  const took = await rolledBackBy(gw, 6000)
+  await load.stop()
+  t.ok(took >= 0, `rolled back after ${took} ms`)
+  t.match(gw.app.state.doc.rollouts.checkout?.rollback?.reason, /new p99 \d+ ms > 3 x legacy p99/)
+})
+
+t.test('too few requests never trigger, whatever they answer', async (t) => {
+  const { fresh, gw } = await setup(t)
+  failSome(fresh, 1)
+  const load = traffic(gw, t, 1, 100) // ~10 req/s: under minRequests 40 per side in 1.5 s
+  await new Promise((resolve) => setTimeout(resolve, 3000))
+  await load.stop()
+  t.equal(gw.app.state.doc.rollouts.checkout?.rollback, null)
+  t.match(gw.app.guardian.verdict('checkout'), { kind: 'inconclusive' })
+})
+
+t.test('4xx do not count; a healthy system is never rolled back over a long run', async (t) => {
+  const { fresh, legacy, gw } = await setup(t)
+  failSome(fresh, 0.5, 404)
+  failSome(legacy, 0.5, 404)
+  const load = traffic(gw, t)
+  await new Promise((resolve) => setTimeout(resolve, 5000))
+  await load.stop()
+  t.ok(load.stats().sent > 1000, `${load.stats().sent} requests over 5 s`)
+  t.equal(gw.app.state.doc.rollouts.checkout?.rollback, null, 'never rolled back')
+})
+
+const PLAN = '    plan: { steps: [5, 10, 25, 50, 100], hold: 400ms }\n'
+
+t.test('a healthy rollout walks its plan from 5 to 100', async (t) => {
+  const { gw } = await setup(t, '', PLAN)
+  const load = traffic(gw, t)
+  const seen: number[] = []
+  const started = Date.now()
+  while (Date.now() - started < 15_000) {
+    const p = gw.app.state.doc.rollouts.checkout?.percent as number
+    if (seen.at(-1) !== p) seen.push(p)
+    if (gw.app.state.doc.rollouts.checkout?.plan?.state === 'done') break
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  await load.stop()
+  t.same(seen, [5, 10, 25, 50, 100], 'every step, in order')
+  const audit = (await call(gw.adminUrl, 'GET', '/admin/audit?limit=20', VIEWER)).body.entries as { actor: string, action: string, after: unknown }[]
+  const steps = audit.filter((e) => e.actor === 'plan' && e.action === 'set-percent').map((e) => e.after).reverse()
+  t.same(steps, [10, 25, 50, 100], 'each advance audited with actor plan (5 was already in force)')
+  t.match((await call(gw.adminUrl, 'GET', '/admin/state', VIEWER)).body, { rollouts: { checkout: { percent: 100, plan: { state: 'done', steps: [5, 10, 25, 50, 100] } } } })
+})
+
+t.test('an unhealthy rollout stops its plan and rolls back; pause and resume', async (t) => {
+  const { fresh, gw } = await setup(t, '', PLAN.replace('400ms', '3s'))
+  const load = traffic(gw, t)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(gw.app.state.doc.rollouts.checkout?.percent, 5, 'the plan started at its first step')
+  const paused = await call(gw.adminUrl, 'POST', '/admin/rollouts/checkout/plan/pause', OPERATOR, {})
+  t.equal(paused.status, 200)
+  t.match(paused.body, { rollouts: { checkout: { plan: { paused: true } } } })
+  t.equal((await call(gw.adminUrl, 'POST', '/admin/rollouts/checkout/plan/resume', VIEWER, {})).status, 403)
+  t.equal((await call(gw.adminUrl, 'POST', '/admin/rollouts/checkout/plan/jump', OPERATOR, {})).status, 400)
+  t.match((await call(gw.adminUrl, 'POST', '/admin/rollouts/checkout/plan/resume', OPERATOR, {})).body, { rollouts: { checkout: { plan: { paused: false, state: 'running' } } } })
+  failSome(fresh, 0.5)
+  t.ok(await rolledBackBy(gw, 5000) >= 0)
+  await load.stop()
+  const r = gw.app.state.doc.rollouts.checkout
+  t.equal(r?.plan?.state, 'stopped')
+  t.equal(r?.percent, 5, 'it never advanced')
+  t.match(r?.plan?.note, /^rolled back: (plan step 1: )?guard: new error rate/)
+})
+
+t.test('not enough traffic: the plan waits instead of advancing', async (t) => {
+  const { gw } = await setup(t, '', PLAN.replace('400ms', '300ms'))
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  const r = gw.app.state.doc.rollouts.checkout
+  t.equal(r?.percent, 5)
+  t.match(r?.plan, { state: 'waiting', note: /step 1: not enough traffic: new 0, legacy 0, need 40 each/ })
+})
+
+t.test('two replicas on Redis never both apply a step', async (t) => {
+  const redis = await startRedis(t)
+  const state = (i: number) => `\nstate: { store: redis, file: "${join(tempDir(), `c${i}.json`)}", redis: { url: "${redis.url}", prefix: "plan${process.pid}:" } }\n`
+  const a = await setup(t, '', PLAN, state(1))
+  const b = await setup(t, '', PLAN, state(2))
+  const la = traffic(a.gw, t)
+  const lb = traffic(b.gw, t)
+  const started = Date.now()
+  while (Date.now() - started < 20_000 && a.gw.app.state.doc.rollouts.checkout?.plan?.state !== 'done') await new Promise((resolve) => setTimeout(resolve, 50))
+  await la.stop()
+  await lb.stop()
+  const audit = (await call(a.gw.adminUrl, 'GET', '/admin/audit?limit=100', VIEWER)).body.entries as { actor: string, action: string, after: unknown }[]
+  const steps = audit.filter((e) => e.actor === 'plan' && (e.action === 'set-percent' || e.action === 'plan-start')).map((e) => e.action === 'plan-start' ? 'start' : e.after).reverse()
+  t.same(steps, ['start', 10, 25, 50, 100], 'one start and each step exactly once across both replicas')
+  t.equal(b.gw.app.state.doc.rollouts.checkout?.percent, 100, 'the other replica follows')
+})
