@@ -78,6 +78,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const metrics = createMetrics()
   metrics.storeUp(store.kind, () => store.up())
   const log1 = accessLog(log)
+  // DUALTRACK_METRICS=off leaves request recording out: bench/ measures what metrics cost with it
+  const recordRequests = (opts.env ?? process.env).DUALTRACK_METRICS !== 'off'
   const none = metrics.rollout('none')
   const shadower = new Shadower(config, metrics, log)
   const affinity = new Affinity(config, store, metrics, log)
@@ -130,10 +132,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
       return aff === undefined ? undefined : affinity.learn(route.rollout.name, aff, backend, status, headers, body)
     },
     done (r, request, body) {
-      const route = metrics.route(r.route?.name ?? 'unmatched')
       const seconds = (performance.now() - r.startedAt) / 1000
-      metrics.request(route, r.decision.backend, r.method, r.result.status, seconds, r.result.errorKind)
-      metrics.decision(r.route === undefined ? none : metrics.rollout(r.route.rollout.name), r.decision.backend, r.decision.reason)
+      if (recordRequests) {
+        metrics.request(metrics.route(r.route?.name ?? 'unmatched'), r.decision.backend, r.method, r.result.status, seconds, r.result.errorKind)
+        metrics.decision(r.route === undefined ? none : metrics.rollout(r.route.rollout.name), r.decision.backend, r.decision.reason)
+      }
       if (r.route !== undefined) guardian.record(r.route.rollout.name, r.decision.backend, seconds * 1000, r.result.status, r.result.errorKind !== undefined)
       log1(r, request, seconds)
       if (r.plan.shadow && r.route !== undefined && !r.result.aborted && r.result.errorKind === undefined) {
