@@ -11,6 +11,8 @@ import { Guardian } from './guard/index.js'
 import { createAuth, registerAdminRoutes, ADMIN_BODY_LIMIT, type Auth } from './admin/index.js'
 import { createMetrics, type Metrics } from './metrics/index.js'
 import { Shadower } from './shadow/index.js'
+import { AggregatorRegistry } from 'prom-client'
+import { callPrimary, workerIndex } from './cluster/index.js'
 
 export interface BuildOptions {
   /** a pino logger (tests pass a capturing one) */
@@ -76,6 +78,12 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     draining: false
   }
   const metrics = createMetrics()
+  const inCluster = workerIndex() !== undefined
+  if (inCluster) {
+    // constructing one installs prom-client's worker-side listener that answers the primary
+    void new AggregatorRegistry()
+    AggregatorRegistry.setRegistries([metrics.registry])
+  }
   metrics.storeUp(store.kind, () => store.up())
   const log1 = accessLog(log)
   // DUALTRACK_METRICS=off leaves request recording out: bench/ measures what metrics cost with it
@@ -219,7 +227,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     auth: () => auth,
     reload,
     draining: () => draining,
-    metrics: { contentType: metrics.contentType, text: () => metrics.text() },
+    metrics: {
+      contentType: metrics.contentType,
+      // a worker of server.workers answers for all of them: the primary aggregates
+      text: () => inCluster ? callPrimary<string>('metrics') : metrics.text()
+    },
     planControl: async (rollout, action, who) => {
       const actor = { name: who.name, source: 'admin' as const }
       await state.change(action === 'pause' ? planPause(rollout, actor) : planResume(rollout, actor))

@@ -111,6 +111,8 @@ export const ConfigSchema = obj({
     keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 72_000, examples: ['keepAliveTimeoutMs: 72000'] }),
     /** CIDRs of proxies in front of dualtrack whose x-forwarded-for is kept */
     trustedProxies: Type.Array(Type.String(), { default: [], examples: ['trustedProxies: [10.0.0.0/8]'] }),
+    /** worker processes behind one port: a number, or auto (one per core) */
+    workers: Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], { default: 1, examples: ['workers: auto'] }),
     /** after SIGTERM: keep serving (not ready) this long before closing */
     drainDelayMs: Type.Integer({ minimum: 0, default: 0, examples: ['drainDelayMs: 5000'] })
   }, 'server: { host: 0.0.0.0, port: 8080 }', { default: {} }),

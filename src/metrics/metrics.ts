@@ -70,15 +70,17 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const duration = new Histogram({ name: 'dualtrack_request_duration_seconds', help: 'Time from routing to the last byte of the answer', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
   const upstreamErrors = new Counter({ name: 'dualtrack_upstream_errors_total', help: 'Backend failures by kind', labelNames: ['route', 'backend', 'kind'], registers: [registry] })
   const decisions = new Counter({ name: 'dualtrack_routing_decisions_total', help: 'Routing decisions by rollout, backend and reason', labelNames: ['rollout', 'backend', 'reason'], registers: [registry] })
-  const percent = new Gauge({ name: 'dualtrack_rollout_percent', help: 'Target share of keyed users on new, in percent', labelNames: ['rollout'], registers: [registry] })
-  const rollback = new Gauge({ name: 'dualtrack_rollback_active', help: '1 while the rollout is rolled back', labelNames: ['rollout'], registers: [registry] })
-  const version = new Gauge({ name: 'dualtrack_state_version', help: 'Version of the run-time state this replica serves', registers: [registry] })
+  // with server.workers the primary aggregates the workers' registries: gauges say how (not a sum)
+  const percent = new Gauge({ name: 'dualtrack_rollout_percent', help: 'Target share of keyed users on new, in percent', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
+  const rollback = new Gauge({ name: 'dualtrack_rollback_active', help: '1 while the rollout is rolled back', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
+  const version = new Gauge({ name: 'dualtrack_state_version', help: 'Version of the run-time state this replica serves (the oldest worker\'s)', registers: [registry], aggregator: 'min' })
   let probe: { kind: string, up: () => boolean } | undefined
   new Gauge({
     name: 'dualtrack_state_store_up',
     help: '1 when the state store is reachable',
     labelNames: ['store'],
     registers: [registry],
+    aggregator: 'min',
     collect () { if (probe !== undefined) this.labels(probe.kind).set(probe.up() ? 1 : 0) }
   })
   const reloads = new Counter({ name: 'dualtrack_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers: [registry] })
@@ -106,6 +108,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     help: 'Observed share (0..1) on new of requests decided by percent or unkeyed, over the last 60 s',
     labelNames: ['rollout'],
     registers: [registry],
+    aggregator: 'average',
     collect () {
       for (const r of rollouts.values()) {
         const w = windowOf(r)
@@ -122,7 +125,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       for (const r of rollouts.values()) this.labels(r.name).set(windowOf(r).total)
     }
   })
-  const expected = new Gauge({ name: 'dualtrack_sample_ratio_expected', help: 'Target share (0..1) on new of requests decided by percent or unkeyed', labelNames: ['rollout'], registers: [registry] })
+  const expected = new Gauge({ name: 'dualtrack_sample_ratio_expected', help: 'Target share (0..1) on new of requests decided by percent or unkeyed', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
   // start the counters people alert on at 0, so increase() sees the first event
   for (const r of ['success', 'failure']) reloads.labels(r).inc(0)
 

@@ -3,7 +3,7 @@
 // is reported as not yet propagated, and is sent when the store is back
 import type { FastifyBaseLogger } from 'fastify'
 import type { RolloutLive } from '../routing/index.js'
-import { applyOp, cloneDoc, emptyDoc, syncYaml } from './ops.js'
+import { applyOp, cloneDoc, emptyDoc, noop, syncYaml } from './ops.js'
 import type { AuditEntry, Op, StateDoc, StateStore, YamlView } from './types.js'
 
 export interface ChangeResult {
@@ -85,7 +85,7 @@ export class StateManager {
   async flush (): Promise<boolean> {
     // an empty change: restores the shared copy from this replica's if the store lost it
     if (this.#pending.length === 0) {
-      const r = await this.#enqueue(() => [], Date.now())
+      const r = await this.#enqueue(noop(), Date.now())
       if (r !== null && r.doc.version > this.#doc.version) this.#adopt(r.doc)
     }
     while (this.#pending.length > 0) {

@@ -1,7 +1,13 @@
 // changes to the state as pure functions of a doc: the same op runs on this replica's copy at once
 // and on the shared store's copy (again, later, if the store was down); a field only changes when
 // the op is at least as recent as the field's last change, so the most recent change wins
-import type { Actor, AuditEntry, Op, RollbackMode, RolloutState, StateDoc, YamlView } from './types.js'
+import type { Actor, AuditEntry, Op, OpDesc, RollbackMode, RolloutState, StateDoc, YamlView } from './types.js'
+
+// every op carries what it was made from, so it can cross a process boundary (workers send their
+// changes to the primary, which owns the file store) and be made again there
+function described (kind: string, args: unknown[], fn: (doc: StateDoc, now: number) => AuditEntry[]): Op {
+  return Object.assign(fn, { desc: { kind, args } })
+}
 
 export function emptyDoc (): StateDoc {
   return { version: 0, rollouts: {}, yaml: {} }
@@ -38,7 +44,7 @@ const YAML_ACTOR: Actor = { name: 'yaml', source: 'yaml' }
  * the admin API, the guard or the plan set since
  */
 export function syncYaml (views: Readonly<Record<string, YamlView>>): Op {
-  return (doc, now) => {
+  return described('syncYaml', [views], (doc, now) => {
     const out: AuditEntry[] = []
     for (const [name, y] of Object.entries(views)) {
       const prev = doc.yaml[name]
@@ -76,13 +82,13 @@ export function syncYaml (views: Readonly<Record<string, YamlView>>): Op {
       doc.yaml[name] = { percent: y.percent, regions: { ...y.regions } }
     }
     return out
-  }
+  })
 }
 
 export interface RolloutPatch { percent?: number | undefined, regions?: Record<string, number | null> | undefined }
 
 export function setRollout (name: string, patch: RolloutPatch, actor: Actor, reason: string | null = null): Op {
-  return (doc, now) => {
+  return described('setRollout', [name, patch, actor, reason], (doc, now) => {
     const r = doc.rollouts[name]
     if (r === undefined) return []
     const out: AuditEntry[] = []
@@ -110,11 +116,11 @@ export function setRollout (name: string, patch: RolloutPatch, actor: Actor, rea
     }
     if (out.length > 0) touch(r, now, actor)
     return out
-  }
+  })
 }
 
 export function rollback (names: readonly string[], mode: RollbackMode, reason: string, actor: Actor, details?: Record<string, unknown>): Op {
-  return (doc, now) => {
+  return described('rollback', [names, mode, reason, actor, details], (doc, now) => {
     const out: AuditEntry[] = []
     for (const name of names) {
       const r = doc.rollouts[name]
@@ -129,11 +135,11 @@ export function rollback (names: readonly string[], mode: RollbackMode, reason: 
       touch(r, now, actor)
     }
     return out
-  }
+  })
 }
 
 export function resume (names: readonly string[], actor: Actor, reason: string | null = null): Op {
-  return (doc, now) => {
+  return described('resume', [names, actor, reason], (doc, now) => {
     const out: AuditEntry[] = []
     for (const name of names) {
       const r = doc.rollouts[name]
@@ -144,7 +150,7 @@ export function resume (names: readonly string[], actor: Actor, reason: string |
       touch(r, now, actor)
     }
     return out
-  }
+  })
 }
 
 /** apply an op and count the version up when it changed anything */
@@ -162,7 +168,7 @@ const PLAN_ACTOR: Actor = { name: 'plan', source: 'plan' }
 
 /** start a ramp plan: the first step at or above the percent in force */
 export function planStart (name: string, steps: readonly number[]): Op {
-  return (doc, now) => {
+  return described('planStart', [name, steps], (doc, now) => {
     const r = doc.rollouts[name]
     if (r === undefined || r.plan !== null || r.rollback !== null) return []
     let step = steps.findIndex((p) => p >= r.percent)
@@ -177,7 +183,7 @@ export function planStart (name: string, steps: readonly number[]): Op {
     }
     touch(r, now, PLAN_ACTOR)
     return out
-  }
+  })
 }
 
 /**
@@ -185,7 +191,7 @@ export function planStart (name: string, steps: readonly number[]): Op {
  * so two replicas that both try apply the step once (the op runs inside the store's compare-and-set)
  */
 export function planAdvance (name: string, from: number, steps: readonly number[], evidence: string): Op {
-  return (doc, now) => {
+  return described('planAdvance', [name, from, steps, evidence], (doc, now) => {
     const r = doc.rollouts[name]
     const p = r?.plan
     if (r === undefined || p == null || p.step !== from || p.paused || r.rollback !== null || (p.state !== 'running' && p.state !== 'waiting')) return []
@@ -198,33 +204,33 @@ export function planAdvance (name: string, from: number, steps: readonly number[
     r.plan = { step: next, paused: false, state: next === steps.length - 1 ? 'done' : 'running', since: new Date(now).toISOString(), note: null }
     touch(r, now, PLAN_ACTOR)
     return out
-  }
+  })
 }
 
 /** not enough traffic to judge the step: wait (Argo's "inconclusive") instead of advancing */
 export function planWait (name: string, from: number, note: string): Op {
-  return (doc, now) => {
+  return described('planWait', [name, from, note], (doc, now) => {
     const r = doc.rollouts[name]
     const p = r?.plan
     if (r === undefined || p == null || p.step !== from || p.state !== 'running' || p.paused) return []
     r.plan = { ...p, state: 'waiting', note }
     return [entry(now, PLAN_ACTOR, 'plan-wait', name, 'running', 'waiting', note)]
-  }
+  })
 }
 
 export function planPause (name: string, actor: Actor): Op {
-  return (doc, now) => {
+  return described('planPause', [name, actor], (doc, now) => {
     const r = doc.rollouts[name]
     if (r?.plan == null || r.plan.paused) return []
     r.plan = { ...r.plan, paused: true }
     touch(r, now, actor)
     return [entry(now, actor, 'plan-pause', name, false, true)]
-  }
+  })
 }
 
 /** go on: a paused, waiting or stopped plan runs again from its current step, with a fresh hold */
 export function planResume (name: string, actor: Actor): Op {
-  return (doc, now) => {
+  return described('planResume', [name, actor], (doc, now) => {
     const r = doc.rollouts[name]
     const p = r?.plan
     if (r === undefined || p == null || p.state === 'done' || r.rollback !== null) return []
@@ -232,5 +238,21 @@ export function planResume (name: string, actor: Actor): Op {
     r.plan = { ...p, paused: false, state: 'running', since: new Date(now).toISOString(), note: null }
     touch(r, now, actor)
     return [entry(now, actor, 'plan-resume', name, p.paused ? 'paused' : p.state, 'running')]
-  }
+  })
+}
+
+/** an op that changes nothing (the store restores a lost copy on it) */
+export function noop (): Op {
+  return described('noop', [], () => [])
+}
+
+const FACTORIES: Record<string, (...args: never[]) => Op> = {
+  syncYaml, setRollout, rollback, resume, planStart, planAdvance, planWait, planPause, planResume, noop
+}
+
+/** make an op again from its description (the other side of a process boundary) */
+export function opFromDesc (desc: OpDesc): Op {
+  const f = FACTORIES[desc.kind]
+  if (f === undefined) throw new TypeError(`unknown state op ${desc.kind}`)
+  return (f as (...args: unknown[]) => Op)(...desc.args)
 }

@@ -61,8 +61,11 @@ export interface StateDoc {
 /** who asks for a change */
 export interface Actor { readonly name: string, readonly source: Source }
 
+/** what an op was made from: its factory and arguments (JSON) */
+export interface OpDesc { readonly kind: string, readonly args: readonly unknown[] }
+
 /** a change: applied to a doc in place, returns the audit entries it made (none: no change) */
-export type Op = (doc: StateDoc, now: number) => AuditEntry[]
+export type Op = ((doc: StateDoc, now: number) => AuditEntry[]) & { readonly desc?: OpDesc }
 
 export const MAX_AUDIT_ENTRIES = 1000
 

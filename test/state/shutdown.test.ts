@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -6,18 +6,23 @@ import { startBackend } from '../helpers/backend.js'
 import { basicYaml, tempDir } from '../helpers/gateway.js'
 import { spawnGateway } from '../helpers/process.js'
 
-t.test('SIGTERM: not ready at once, in-flight requests finish, then the process exits', async (t) => {
+/** a gateway process in front of two test backends, with this drain delay */
+async function gatewayWithDrain (t: Test, drainDelayMs: number) {
   const legacy = await startBackend('legacy', t)
   const fresh = await startBackend('new', t)
-  legacy.handler = (_req, res) => { setTimeout(() => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('slow but done') }, 1200) }
   const dir = tempDir()
   const file = join(dir, 'gateway.yaml')
   writeFileSync(file, basicYaml(legacy.url, fresh.url) + `
-server: { host: 127.0.0.1, port: 0, drainDelayMs: 400 }
+server: { host: 127.0.0.1, port: 0, drainDelayMs: ${drainDelayMs} }
 admin: { host: 127.0.0.1, port: 0 }
 state: { store: file, file: "${join(dir, 'state.json')}" }
 `)
-  const g = await spawnGateway(file, t)
+  return { legacy, g: await spawnGateway(file, t) }
+}
+
+t.test('SIGTERM: not ready at once, in-flight requests finish, then the process exits', async (t) => {
+  const { legacy, g } = await gatewayWithDrain(t, 400)
+  legacy.handler = (_req, res) => { setTimeout(() => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('slow but done') }, 1200) }
   const inflight = request(g.url + '/api/orders', { headers: { 'x-user-id': 'vip-42' } })
   await new Promise((resolve) => setTimeout(resolve, 200))
   const started = Date.now()
@@ -39,16 +44,7 @@ state: { store: file, file: "${join(dir, 'state.json')}" }
 })
 
 t.test('a second signal exits at once', async (t) => {
-  const legacy = await startBackend('legacy', t)
-  const fresh = await startBackend('new', t)
-  const dir = tempDir()
-  const file = join(dir, 'gateway.yaml')
-  writeFileSync(file, basicYaml(legacy.url, fresh.url) + `
-server: { host: 127.0.0.1, port: 0, drainDelayMs: 5000 }
-admin: { host: 127.0.0.1, port: 0 }
-state: { store: file, file: "${join(dir, 'state.json')}" }
-`)
-  const g = await spawnGateway(file, t)
+  const { g } = await gatewayWithDrain(t, 5000)
   const started = Date.now()
   g.proc.kill('SIGTERM')
   await new Promise((resolve) => setTimeout(resolve, 200))

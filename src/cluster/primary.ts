@@ -1,0 +1,98 @@
+// server.workers: N worker processes behind one port (node:cluster). The primary forks them,
+// restarts one that dies, owns the file store for all of them (workers reach it over IPC),
+// aggregates their metrics for /metrics, and on SIGTERM lets each worker drain before it exits.
+// With the Redis store the workers are simply replicas that share Redis.
+import cluster, { type Worker } from 'node:cluster'
+import { availableParallelism } from 'node:os'
+import { AggregatorRegistry } from 'prom-client'
+import type { Logger } from 'pino'
+import type { Config } from '../config/index.js'
+import { FileStore } from '../state/file-store.js'
+import { opFromDesc } from '../state/ops.js'
+import type { OpDesc, StateDoc } from '../state/types.js'
+import type { IpcReply, IpcRequest } from './ipc-store.js'
+
+export const WORKER_INDEX_ENV = 'DUALTRACK_WORKER_INDEX'
+export const RESTART_DELAY_MS = 1000
+
+/** how many workers `server.workers` asks for on this machine */
+export function workerCount (setting: number | 'auto'): number {
+  return setting === 'auto' ? availableParallelism() : setting
+}
+
+/** the index of this worker (0 serves the admin API), or undefined outside a cluster */
+export function workerIndex (): number | undefined {
+  const v = process.env[WORKER_INDEX_ENV]
+  return cluster.isWorker && v !== undefined ? Number(v) : undefined
+}
+
+export interface Primary {
+  readonly workers: () => number
+  stop (): Promise<void>
+}
+
+export function runPrimary (config: Config, count: number, log: Logger): Primary {
+  const store = config.state.store === 'file' ? new FileStore(config.state.file, { affinityMaxEntries: Math.max(1, ...Object.values(config.rollouts).map((r) => r.affinity?.maxEntries ?? 1)) }) : undefined
+  const aggregator = new AggregatorRegistry()
+  const byIndex = new Map<number, Worker>()
+  let stopping = false
+
+  const broadcast = (doc: StateDoc) => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ dt: 'doc', doc })
+  }
+
+  const handle = async (req: IpcRequest): Promise<unknown> => {
+    const a = req.args
+    if (req.call === 'metrics') return await aggregator.clusterMetrics()
+    if (store === undefined) throw new Error(`${req.call}: the primary holds no store (state.store is redis)`)
+    switch (req.call) {
+      case 'load': return await store.load()
+      case 'commit': {
+        const res = await store.commit(opFromDesc(a[0] as OpDesc), a[1] as number, a[2] as StateDoc | null)
+        if (res.audit.length > 0) broadcast(res.doc)
+        return res
+      }
+      case 'audit': return await store.audit(a[0] as number)
+      case 'getOwner': return await store.getOwner(a[0] as string, a[1] as string)
+      case 'setOwner': return await store.setOwner(a[0] as string, a[1] as string, a[2] as 'legacy' | 'new', a[3] as number)
+      default: throw new Error(`unknown call ${req.call}`)
+    }
+  }
+
+  const fork = (index: number) => {
+    const w = cluster.fork({ [WORKER_INDEX_ENV]: String(index) })
+    byIndex.set(index, w)
+    w.on('message', (m: unknown) => {
+      const req = m as IpcRequest
+      if (req?.dt !== 'req') return
+      handle(req).then(
+        (value) => { if (w.isConnected()) w.send({ dt: 'res', id: req.id, ok: true, value } satisfies IpcReply) },
+        (err: Error) => { if (w.isConnected()) w.send({ dt: 'res', id: req.id, ok: false, error: err.message } satisfies IpcReply) }
+      )
+    })
+    w.on('exit', (code, signal) => {
+      if (byIndex.get(index) === w) byIndex.delete(index)
+      if (stopping) return
+      log.error({ worker: index, code, signal }, 'worker died: starting another')
+      setTimeout(() => { if (!stopping) fork(index) }, RESTART_DELAY_MS).unref()
+    })
+  }
+  for (let i = 0; i < count; i++) fork(i)
+  log.info({ workers: count, store: config.state.store }, 'dualtrack primary started')
+
+  return {
+    workers: () => byIndex.size,
+    async stop () {
+      stopping = true
+      const exits = [...byIndex.values()].map((w) => new Promise<void>((resolve) => {
+        if (w.isDead()) return resolve()
+        w.once('exit', () => resolve())
+        // each worker drains (not ready, drain delay, finish in-flight) and exits on its own
+        if (w.isConnected()) w.send({ dt: 'stop' })
+        else w.process.kill('SIGTERM')
+      }))
+      await Promise.all(exits)
+      await store?.close()
+    }
+  }
+}
