@@ -47,7 +47,11 @@ routes:
     await a.close()
     t.equal(r.headers['x-dualtrack-backend'], 'new')
   }
-  for (const m of g.output().matchAll(/"pid":(\d+)[^\n]*"msg":"request"/g)) pids.add(m[1] as string)
+  // access lines are flushed at least every second
+  for (let i = 0; i < 30 && pids.size < 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    for (const m of g.output().matchAll(/"pid":(\d+)[^\n]*"msg":"request"/g)) pids.add(m[1] as string)
+  }
   t.equal(pids.size, 2, 'both workers served requests')
 
   // a rollback taken by the admin worker is in force in both within 100 ms
