@@ -8,7 +8,7 @@ import { loadavg } from 'node:os'
 import { readSettings, BENCH_DIR, ROOT_DIR } from './lib/settings.js'
 import { startProcess, firstJsonLine, which, killAll, treeOf, cpuMicros, rssSampler, httpGet, hasTaskset } from './lib/proc.js'
 import { runWrk } from './lib/wrk.js'
-import { machine, commandLine, medians, addRatios, table, writeResults } from './lib/report.js'
+import { machine, commandLine, median, medians, addRatios, table, writeResults } from './lib/report.js'
 import { SCENARIOS } from './scenarios/index.js'
 import { CANDIDATES } from './candidates/index.js'
 import { runSoak } from './soak.js'
@@ -69,17 +69,20 @@ async function measure (inst, scenario, ctx) {
   const { settings, tools } = ctx
   const url = inst.url + scenario.path
   const script = join(BENCH_DIR, 'wrk', scenario.script)
-  const wrkOpts = { wrk: tools.wrk, url, script, connections: settings.connections, threads: settings.threads, timeout: settings.wrkTimeout, cpu: settings.loadCpu }
+  const wrkOpts = { wrk: tools.wrk, url, script, connections: settings.connections, threads: settings.threads, timeout: settings.wrkTimeout, cpu: settings.loadCpu, affinityIds: settings.affinityIds }
   if (settings.warmup > 0) await runWrk({ ...wrkOpts, seconds: settings.warmup })
   // the whole process tree: nginx's work happens in its worker, not its master
   const pids = inst.pid ? treeOf(inst.pid) : []
   const before = await originStats(ctx.origin)
+  // what the candidate counts itself (redis commands, affinity lookups), around the measured run
+  const counters0 = inst.counters ? await inst.counters() : null
   const cpu0 = pids.length ? cpuMicros(pids) : null
   const rss = pids.length ? rssSampler(pids, settings.rssSampleMs) : null
   const w = await runWrk({ ...wrkOpts, seconds: settings.duration })
   const cpu1 = pids.length ? cpuMicros(pids) : null
   const peakKb = rss ? rss.stop() : null
   const after = await originStats(ctx.origin)
+  const counters1 = inst.counters ? await inst.counters() : null
   const legacy = after.legacy - before.legacy
   const next = after.new - before.new
   const errors = w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout + w.errors.non2xx3xx
@@ -99,8 +102,47 @@ async function measure (inst, scenario, ctx) {
     latencyMax: w.latencyMax,
     errorDetail: w.errors,
     origin: { legacy, new: next },
+    counters: counters0 && counters1 ? counterDeltas(counters0, counters1, w.requests) : undefined,
     wrk: w.command
   }
+}
+
+/** per measured run: how much each counter moved, and per client request */
+function counterDeltas (a, b, requests) {
+  if (a.error || b.error) return { error: a.error ?? b.error }
+  const out = {}
+  for (const [group, values] of Object.entries(b)) {
+    out[group] = {}
+    for (const [k, v] of Object.entries(values)) {
+      if (typeof v !== 'number') continue
+      // a counter that first shows up after the run started (a command redis had not seen) was 0
+      const d = v - (typeof a[group]?.[k] === 'number' ? a[group][k] : 0)
+      out[group][k] = { delta: d, perRequest: requests > 0 ? Math.round((d / requests) * 1000) / 1000 : null }
+    }
+  }
+  return out
+}
+
+/** median over rounds of each counter's delta and per-request figure */
+function medianCounters (rounds) {
+  const with_ = rounds.map((r) => r.counters).filter((c) => c && !c.error)
+  if (with_.length === 0) return null
+  const out = {}
+  for (const c of with_) {
+    for (const [group, values] of Object.entries(c)) {
+      out[group] ??= {}
+      for (const k of Object.keys(values)) out[group][k] ??= null
+    }
+  }
+  for (const [group, keys] of Object.entries(out)) {
+    for (const k of Object.keys(keys)) {
+      keys[k] = {
+        delta: median(with_.map((c) => c[group]?.[k]?.delta ?? 0)),
+        perRequest: median(with_.map((c) => c[group]?.[k]?.perRequest ?? 0))
+      }
+    }
+  }
+  return out
 }
 
 async function main () {
@@ -176,7 +218,7 @@ async function main () {
               if (inst.proc && !inst.proc.running) throw new Error(`${cand.name} exited during the run`)
               if (r.requests === 0) throw new Error('wrk completed no request')
               run.results[s.name][cand.name].rounds.push(r)
-              log(`  ${s.name.padEnd(10)} ${cand.name.padEnd(20)} ${Math.round(r.rps)} req/s, p99 ${r.p99?.toFixed(2)} ms, cpu ${r.cpuUsPerReq?.toFixed(1) ?? '-'} µs/req${r.errors ? `, ${r.errors} errors` : ''}`)
+              log(`  ${s.name.padEnd(10)} ${cand.name.padEnd(20)} ${Math.round(r.rps)} req/s, p99 ${r.p99?.toFixed(2)} ms, cpu ${r.cpuUsPerReq?.toFixed(1) ?? '-'} µs/req, new ${r.newShare === null ? '-' : Math.round(r.newShare * 100)}%, origin/req ${r.originPerReq?.toFixed(2) ?? '-'}${r.counters?.redis ? `, redis cmds/req ${r.counters.redis.total_commands_processed?.perRequest} (GET ${r.counters.redis.get?.perRequest ?? 0}, SET ${r.counters.redis.set?.perRequest ?? 0})` : ''}${r.errors ? `, ${r.errors} errors` : ''}`)
             } catch (err) {
               run.failures.push({ candidate: cand.name, scenario: s.name, round: round + 1, phase: 'measure', error: err.message, stderr: inst.proc?.stderr?.trim().slice(-4_000) })
               log(`  ${s.name} ${cand.name} failed: ${err.message}`)
@@ -198,6 +240,12 @@ async function main () {
     for (const [name, c] of Object.entries(byCandidate)) {
       if (c.rounds.length === 0) { delete byCandidate[name]; continue }
       c.median = medians(c.rounds)
+      const counters = medianCounters(c.rounds)
+      if (counters) c.median.counters = counters
+      // a redis mode whose redis served nothing during the measured runs did not use redis
+      if (candidates.find((x) => x.name === name)?.requires.includes('redis') && counters?.redis && !(counters.redis.total_commands_processed?.delta > 0)) {
+        run.warnings.push(`${name} (${scenario}): its redis-server processed no command during the measured runs`)
+      }
       // a mirror or shadow that sends no copies measures nothing: say so next to its figures
       const cand = candidates.find((x) => x.name === name)
       if (cand.copies?.(SCENARIOS.find((s) => s.name === scenario)) && c.median.originPerReq !== null && c.median.originPerReq < 1.5) {

@@ -80,7 +80,8 @@ export async function runSoak (settings) {
         connections: settings.connections,
         threads: settings.threads,
         timeout: settings.wrkTimeout,
-        cpu: settings.loadCpu
+        cpu: settings.loadCpu,
+        affinityIds: settings.affinityIds
       })
     } finally {
       clearInterval(timer)

@@ -9,6 +9,7 @@ import { stringify } from 'yaml'
 import { ROOT_DIR } from '../lib/settings.js'
 import { freePort, randomHighPort } from '../lib/ports.js'
 import { startProcess, waitForHttp, httpGet } from '../lib/proc.js'
+import { redisCounters } from '../lib/redis.js'
 
 export const CLI = join(ROOT_DIR, 'bin', 'dualtrack.js')
 const TOKEN = 'bench-operator-token-0123456789'
@@ -43,6 +44,21 @@ export const MODES = {
     needs: ['redis'],
     apply: (c, svc) => { c.state = { store: 'redis', redis: { url: svc.redisUrl, prefix: 'dualtrack-bench:' } } }
   },
+  // request metrics off (DUALTRACK_METRICS=off): dualtrack vs this is what recording costs
+  'dualtrack-no-metrics': { env: { DUALTRACK_METRICS: 'off' }, apply: () => {} },
+  // affinity lookups on the Redis store: every GET names a random order from a pool of
+  // BENCH_AFFINITY_IDS (10,000); none has an owner, so a lookup is a Redis GET unless the same id
+  // was asked in the last second (the gateway's negative cache). Compare with dualtrack-redis in
+  // the same run; the measured mix is in the results file (counters.redis.get.perRequest)
+  'dualtrack-redis-affinity': {
+    needs: ['redis'],
+    apply: (c, svc) => {
+      c.state = { store: 'redis', redis: { url: svc.redisUrl, prefix: 'dualtrack-bench:' } }
+      c.rollouts.checkout.affinity = { learn: ['json:$.orderId', 'header:location'], lookup: ['path:/api/orders/:orderId', 'query:orderId'], ttl: '1h' }
+    }
+  },
+  // server.workers: 2 on both cores (the load generator and the origin compete for core 1)
+  'dualtrack-2workers': { cpu: '0,1', apply: (c) => { c.server.workers = 2 } },
   'dualtrack-affinity': {
     // GET /api/orders/<id> looks the order up; a POST answer naming an orderId records its owner
     apply: (c) => {
@@ -71,7 +87,7 @@ async function startRedis (tmp, ctx) {
     const deadline = Date.now() + 5_000
     while (Date.now() < deadline && proc.running) {
       const log = await readFile(join(tmp, 'redis.log'), 'utf8').catch(() => '')
-      if (/Ready to accept connections/.test(log)) return { proc, url: `redis://127.0.0.1:${port}` }
+      if (/Ready to accept connections/.test(log)) return { proc, port, url: `redis://127.0.0.1:${port}` }
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     const log = await readFile(join(tmp, 'redis.log'), 'utf8').catch(() => '')
@@ -82,7 +98,7 @@ async function startRedis (tmp, ctx) {
   throw last
 }
 
-const WATCHED = /^(dualtrack_routing_decisions_total|dualtrack_shadow_total|dualtrack_state_store_up|dualtrack_upstream_errors_total)\b/
+const WATCHED = /^(dualtrack_routing_decisions_total|dualtrack_shadow_total|dualtrack_state_store_up|dualtrack_upstream_errors_total|dualtrack_affinity_total)\b/
 
 /** the few gateway series that show a mode really did what it is named after */
 export async function scrapeMetrics (adminPort) {
@@ -116,10 +132,12 @@ export function dualtrackCandidate (mode) {
       }
       try {
         let redisUrl
+        let redisPort
         if ((MODES[mode].needs ?? []).includes('redis')) {
           const r = await startRedis(tmp, ctx)
           services.push(r.proc)
           redisUrl = r.url
+          redisPort = r.port
         }
         let lastErr
         for (let attempt = 0; attempt < 3; attempt++) {
@@ -135,9 +153,9 @@ export function dualtrackCandidate (mode) {
             name: mode,
             cmd: process.execPath,
             args: [CLI, 'start', '--config', file],
-            cpu: ctx.settings.proxyCpu,
+            cpu: MODES[mode].cpu ?? ctx.settings.proxyCpu,
             cwd: tmp,
-            env: { ...process.env, NODE_ENV: 'production' },
+            env: { ...process.env, NODE_ENV: 'production', ...(MODES[mode].env ?? {}) },
             stdout: log
           })
           try {
@@ -156,6 +174,18 @@ export function dualtrackCandidate (mode) {
               probe: { backend: probe.headers['x-dualtrack-backend'], reason: probe.headers['x-dualtrack-reason'] },
               // what the gateway itself counted: decisions by reason, shadow results, store health
               snapshot: () => scrapeMetrics(adminPort),
+              // read before and after each measured run: affinity lookups as the gateway counted
+              // them, and the commands redis served (a redis mode that sends none is not one)
+              counters: async () => {
+                const out = {}
+                const m = await scrapeMetrics(adminPort)
+                if (m.error) return { error: m.error }
+                out.affinity = Object.fromEntries(Object.entries(m).filter(([k]) => k.startsWith('dualtrack_affinity_total')).map(([k, v]) => [/result="([^"]+)"/.exec(k)?.[1] ?? k, v]))
+                if (redisPort) {
+                  try { out.redis = await redisCounters(redisPort) } catch (err) { return { error: `redis INFO: ${err.message}` } }
+                }
+                return out
+              },
               stop: cleanup
             }
           } catch (err) {

@@ -12,5 +12,8 @@ export const CANDIDATES = [
   dualtrackCandidate('dualtrack'),
   dualtrackCandidate('dualtrack-shadow'),
   dualtrackCandidate('dualtrack-redis'),
-  dualtrackCandidate('dualtrack-affinity')
+  dualtrackCandidate('dualtrack-affinity'),
+  dualtrackCandidate('dualtrack-no-metrics'),
+  dualtrackCandidate('dualtrack-redis-affinity'),
+  dualtrackCandidate('dualtrack-2workers')
 ]

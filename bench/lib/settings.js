@@ -52,6 +52,9 @@ export function readSettings (env = process.env) {
     rssSampleMs: int('BENCH_RSS_SAMPLE_MS', 250, 10),
     startTimeoutMs: int('BENCH_START_TIMEOUT_MS', 20_000, 100),
     resultsDir: env.BENCH_RESULTS_DIR ?? join(BENCH_DIR, 'results'),
+    // GET /api/orders/<id> names one of this many orders (wrk/random-user.lua): with affinity
+    // lookups on, the pool size sets the mix of the gateway's cache hits and store reads
+    affinityIds: int('BENCH_AFFINITY_IDS', 10_000, 1),
     soak: parseSeconds(env.BENCH_SOAK, 0),
     soakWarmup: parseSeconds(env.BENCH_SOAK_WARMUP, 30),
     soakInterval: parseSeconds(env.BENCH_SOAK_INTERVAL, 5),

@@ -42,10 +42,12 @@ export function parseWrk (out) {
  * one wrk run; `seconds` may be fractional (wrk takes whole seconds: rounded up).
  * the run is bounded twice: by wrk's -d and by a kill after `seconds + 20`.
  */
-export async function runWrk ({ wrk, url, script, seconds, connections, threads, timeout, cpu }) {
+export async function runWrk ({ wrk, url, script, seconds, connections, threads, timeout, cpu, affinityIds }) {
   const d = Math.max(1, Math.ceil(seconds))
   const args = [`-t${threads}`, `-c${connections}`, `-d${d}s`, `--timeout`, `${Math.max(1, Math.ceil(timeout))}s`, '--latency', '-s', script, url]
-  const proc = startProcess({ name: 'wrk', cmd: wrk, args, cpu, stdout: 'pipe' })
+  // the lua script reads the order pool size from its environment (wrk/random-user.lua)
+  const env = affinityIds ? { ...process.env, BENCH_AFFINITY_IDS: String(affinityIds) } : process.env
+  const proc = startProcess({ name: 'wrk', cmd: wrk, args, cpu, env, stdout: 'pipe' })
   let out = ''
   proc.child.stdout.setEncoding('utf8')
   proc.child.stdout.on('data', (c) => { out += c })

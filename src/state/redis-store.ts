@@ -38,6 +38,9 @@ export class RedisStore implements StateStore {
   readonly #o: RedisStoreOptions
   readonly #client: Redis
   readonly #sub: Redis
+  // the request path's reads and writes (affinity) on their own connection, auto-pipelined: the
+  // lookups of one event-loop turn go out as one write, and never queue behind a state change
+  readonly #aff: Redis
   readonly #keys: { state: string, version: string, audit: string, channel: string, aff: string }
   #known = 0
   #remote: ((doc: StateDoc) => void) | undefined
@@ -61,7 +64,8 @@ export class RedisStore implements StateStore {
     }
     this.#client = new Redis(o.url, opts)
     this.#sub = new Redis(o.url, { ...opts, commandTimeout: undefined })
-    for (const c of [this.#client, this.#sub]) c.on('error', () => { /* counted through up(); logged on state changes */ })
+    this.#aff = new Redis(o.url, { ...opts, enableAutoPipelining: true })
+    for (const c of [this.#client, this.#sub, this.#aff]) c.on('error', () => { /* counted through up(); logged on state changes */ })
     this.#client.on('ready', () => {
       if (this.#wasDown) {
         this.#wasDown = false
@@ -81,7 +85,7 @@ export class RedisStore implements StateStore {
   }
 
   async connect (): Promise<void> {
-    await Promise.allSettled([this.#client.connect(), this.#sub.connect()])
+    await Promise.allSettled([this.#client.connect(), this.#sub.connect(), this.#aff.connect()])
     this.#poll = setInterval(() => { void this.#check() }, this.#o.pollMs ?? DEFAULT_POLL_MS)
     this.#poll.unref()
   }
@@ -160,13 +164,13 @@ export class RedisStore implements StateStore {
   onReconnect (cb: () => void): void { this.#reconnect = cb }
 
   async getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> {
-    const v = await this.#client.get(`${this.#keys.aff}${rollout}:${orderId}`)
+    const v = await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`)
     return v === 'legacy' || v === 'new' ? v : undefined
   }
 
   async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void> {
     // NX: an order's owner is whoever created it; a later 2xx that names it does not move it
-    await this.#client.set(`${this.#keys.aff}${rollout}:${orderId}`, owner, 'PX', ttlMs, 'NX')
+    await this.#aff.set(`${this.#keys.aff}${rollout}:${orderId}`, owner, 'PX', ttlMs, 'NX')
   }
 
   async close (): Promise<void> {
@@ -174,6 +178,7 @@ export class RedisStore implements StateStore {
     clearInterval(this.#poll)
     this.#client.disconnect()
     this.#sub.disconnect()
+    this.#aff.disconnect()
   }
 
   // the version poll and the message both land here: fetch the doc when it is newer than ours

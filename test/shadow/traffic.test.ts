@@ -205,6 +205,6 @@ t.test('memory: 20,000 shadowed requests with a slow target stay bounded', async
   t.comment(`heap before ${(before / 1048576).toFixed(1)} MiB, after ${(after / 1048576).toFixed(1)} MiB`)
   t.ok(grew < 25, `heap grew ${grew.toFixed(1)} MiB over 20,000 requests`)
   const samples = (await call(gw.adminUrl, 'GET', '/admin/shadow/mismatches?limit=500', VIEWER)).body.samples as unknown[]
-  t.equal(samples.length, 100, 'the mismatch store keeps its cap')
+  t.ok(samples.length > 0 && samples.length <= 100, `the mismatch store keeps its cap (${samples.length} samples, at most 10 a second)`)
 })
 
