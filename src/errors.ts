@@ -14,7 +14,6 @@ export const DUALTRACK_ERR_UPSTREAM_CONNECT = createError('DUALTRACK_ERR_UPSTREA
 export const DUALTRACK_ERR_UPSTREAM_RESET = createError('DUALTRACK_ERR_UPSTREAM_RESET', 'the %s system closed the connection', 502)
 export const DUALTRACK_ERR_UPSTREAM_BAD_RESPONSE = createError('DUALTRACK_ERR_UPSTREAM_BAD_RESPONSE', 'the %s system sent an invalid answer', 502)
 export const DUALTRACK_ERR_BODY_TOO_LARGE = createError('DUALTRACK_ERR_BODY_TOO_LARGE', 'request body is larger than %d bytes', 413)
-export const DUALTRACK_ERR_ROUTING = createError('DUALTRACK_ERR_ROUTING', 'routing failed: %s', 500)
 
 // admin
 export const DUALTRACK_ERR_UNAUTHORIZED = createError('DUALTRACK_ERR_UNAUTHORIZED', 'missing or unknown bearer token', 401)
@@ -22,6 +21,3 @@ export const DUALTRACK_ERR_FORBIDDEN = createError('DUALTRACK_ERR_FORBIDDEN', 't
 export const DUALTRACK_ERR_BAD_REQUEST = createError('DUALTRACK_ERR_BAD_REQUEST', '%s', 400)
 export const DUALTRACK_ERR_UNKNOWN_ROLLOUT = createError('DUALTRACK_ERR_UNKNOWN_ROLLOUT', 'unknown rollout %s', 404)
 export const DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE = createError('DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE', 'admin request body is larger than 64 KiB', 413)
-
-// state
-export const DUALTRACK_ERR_STATE_STORE = createError('DUALTRACK_ERR_STATE_STORE', 'state store %s failed: %s', 503)

@@ -14,7 +14,7 @@ export interface RequestReport {
   readonly method: string
   readonly decision: Decision
   readonly result: ExchangeResult
-  /** performance.now() when routing began */
+  /** performance.now() when the handler began (routing, affinity lookup and body read included) */
   readonly startedAt: number
   readonly plan: RequestPlan
   /** the headers sent upstream (hop-by-hop stripped): a shadow copy sends the same */
@@ -96,6 +96,8 @@ async function readBody (stream: Readable, limit: number): Promise<Buffer | null
 
 export function createProxyHandler (dp: DataPlane) {
   return async function proxyHandler (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // from here: the affinity lookup and the body read are part of the latency the client sees
+    const startedAt = performance.now()
     const raw = request.raw
     const method = raw.method as string
     const url = raw.url as string
@@ -126,12 +128,11 @@ export function createProxyHandler (dp: DataPlane) {
 
     const backend = decision.backend
     const upstream = dp.upstreams[backend]
-    const startedAt = performance.now()
     reply.hijack()
     if (dp.draining) reply.raw.shouldKeepAlive = false
     const hooks = dp.hooks
     const upstreamHeaders = upstreamRequestHeaders(raw.headers, raw.socket.remoteAddress, dp.trusted, 'http')
-    const p = plan
+    const p = plan // a const for the closures below
     forward({
       upstream,
       backend,

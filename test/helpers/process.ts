@@ -21,7 +21,8 @@ export async function spawnGateway (configPath: string, t: { teardown(fn: () => 
   proc.stdout?.on('data', (c: Buffer) => { out += c.toString() })
   proc.stderr?.on('data', (c: Buffer) => { out += c.toString() })
   t.teardown(() => { if (proc.exitCode === null) proc.kill('SIGKILL') })
-  const deadline = Date.now() + 15_000
+  // generous: CI machines are shared, and a cluster starts a primary and its workers
+  const deadline = Date.now() + 40_000
   let urls: { gateway: string, admin: string } | undefined
   while (urls === undefined) {
     const m = /"gateway":"([^"]+)","admin":"([^"]+)"/.exec(out)
