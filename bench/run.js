@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { join, relative } from 'node:path'
 import { loadavg } from 'node:os'
 import { readSettings, BENCH_DIR, ROOT_DIR } from './lib/settings.js'
-import { startProcess, firstJsonLine, which, killAll, treeOf, cpuMicros, rssSampler, httpGet, hasTaskset } from './lib/proc.js'
+import { startProcess, firstJsonLine, which, killAll, treeOf, cpuMicros, rssSampler, httpGet, hasTaskset, systemCpuMicros, ownPids } from './lib/proc.js'
 import { runWrk } from './lib/wrk.js'
 import { machine, commandLine, median, medians, addRatios, table, writeResults } from './lib/report.js'
 import { SCENARIOS } from './scenarios/index.js'
@@ -76,10 +76,19 @@ async function measure (inst, scenario, ctx) {
   const before = await originStats(ctx.origin)
   // what the candidate counts itself (redis commands, affinity lookups), around the measured run
   const counters0 = inst.counters ? await inst.counters() : null
+  // the machine is shared: cpu used by anything the bench did not start, during the measured run
+  const own = ownPids()
+  const own0 = cpuMicros(own)
+  const sys0 = systemCpuMicros()
+  const t0 = process.hrtime.bigint()
   const cpu0 = pids.length ? cpuMicros(pids) : null
   const rss = pids.length ? rssSampler(pids, settings.rssSampleMs) : null
   const w = await runWrk({ ...wrkOpts, seconds: settings.duration })
   const cpu1 = pids.length ? cpuMicros(pids) : null
+  const sys1 = systemCpuMicros()
+  const own1 = cpuMicros(own)
+  const wallUs = Number(process.hrtime.bigint() - t0) / 1000
+  const otherUs = sys0 && sys1 ? Math.max(0, (sys1.busy - sys0.busy) - (own1 - own0) - w.cpuMicros) : null
   const peakKb = rss ? rss.stop() : null
   const after = await originStats(ctx.origin)
   const counters1 = inst.counters ? await inst.counters() : null
@@ -94,6 +103,9 @@ async function measure (inst, scenario, ctx) {
     cpuUsPerReq: round(cpu0 !== null && w.requests > 0 ? (cpu1 - cpu0) / w.requests : null, 1),
     rssPeakMB: round(peakKb !== null ? peakKb / 1024 : null, 1),
     newShare: round(legacy + next > 0 ? next / (legacy + next) : null, 3),
+    // % of one core used by processes the bench did not start, and stolen by the hypervisor
+    otherCpuPct: round(otherUs !== null ? otherUs / wallUs * 100 : null, 1),
+    stealPct: round(sys0 && sys1 ? (sys1.steal - sys0.steal) / wallUs * 100 : null, 1),
     originPerReq: round(w.requests > 0 ? (legacy + next) / w.requests : null, 3),
     errors,
     requests: w.requests,
@@ -218,7 +230,7 @@ async function main () {
               if (inst.proc && !inst.proc.running) throw new Error(`${cand.name} exited during the run`)
               if (r.requests === 0) throw new Error('wrk completed no request')
               run.results[s.name][cand.name].rounds.push(r)
-              log(`  ${s.name.padEnd(10)} ${cand.name.padEnd(20)} ${Math.round(r.rps)} req/s, p99 ${r.p99?.toFixed(2)} ms, cpu ${r.cpuUsPerReq?.toFixed(1) ?? '-'} µs/req, new ${r.newShare === null ? '-' : Math.round(r.newShare * 100)}%, origin/req ${r.originPerReq?.toFixed(2) ?? '-'}${r.counters?.redis ? `, redis cmds/req ${r.counters.redis.total_commands_processed?.perRequest} (GET ${r.counters.redis.get?.perRequest ?? 0}, SET ${r.counters.redis.set?.perRequest ?? 0})` : ''}${r.errors ? `, ${r.errors} errors` : ''}`)
+              log(`  ${s.name.padEnd(10)} ${cand.name.padEnd(20)} ${Math.round(r.rps)} req/s, p99 ${r.p99?.toFixed(2)} ms, cpu ${r.cpuUsPerReq?.toFixed(1) ?? '-'} µs/req, other cpu ${r.otherCpuPct ?? '-'}%, new ${r.newShare === null ? '-' : Math.round(r.newShare * 100)}%, origin/req ${r.originPerReq?.toFixed(2) ?? '-'}${r.counters?.redis ? `, redis cmds/req ${r.counters.redis.total_commands_processed?.perRequest} (GET ${r.counters.redis.get?.perRequest ?? 0}, SET ${r.counters.redis.set?.perRequest ?? 0})` : ''}${r.errors ? `, ${r.errors} errors` : ''}`)
             } catch (err) {
               run.failures.push({ candidate: cand.name, scenario: s.name, round: round + 1, phase: 'measure', error: err.message, stderr: inst.proc?.stderr?.trim().slice(-4_000) })
               log(`  ${s.name} ${cand.name} failed: ${err.message}`)
@@ -256,6 +268,8 @@ async function main () {
         noMetrics.add(name)
         run.warnings.push(`${name}: the gateway's own metrics could not be read (${gw.error}); decisions by reason and shadow results are not in the results file`)
       }
+      const noisy = c.rounds.filter((r) => r.otherCpuPct > 15)
+      if (noisy.length) run.warnings.push(`${name} (${scenario}): ${noisy.length} of ${c.rounds.length} rounds measured while other processes used more than 15% of a core (${noisy.map((r) => `round ${r.round}: ${r.otherCpuPct}%`).join(', ')})`)
       if (c.median.errors > 0) run.warnings.push(`${name} (${scenario}): ${c.median.errors} errors (median): connect/read/write/timeout or non-2xx answers`)
     }
     addRatios(byCandidate)

@@ -147,6 +147,27 @@ export function cpuMicros (pids) {
   return ticks * 1e6 / ticksPerSecond()
 }
 
+/**
+ * cpu time of the whole machine (every core, every process) from /proc/stat, in microseconds:
+ * `busy` (user, nice, system, irq, softirq) and `steal` (time the hypervisor gave to other guests)
+ */
+export function systemCpuMicros () {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number)
+    const k = 1e6 / ticksPerSecond()
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6]) * k, steal: (f[7] ?? 0) * k }
+  } catch {
+    return null
+  }
+}
+
+/** this process and every process the harness started that still runs, with their children */
+export function ownPids () {
+  const out = new Set([process.pid])
+  for (const p of live) for (const pid of treeOf(p.pid)) out.add(pid)
+  return [...out]
+}
+
 /** summed VmRSS of these pids, in kB */
 export function rssKb (pids) {
   let kb = 0

@@ -66,7 +66,7 @@ export function median (xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
 }
 
-const FIELDS = ['rps', 'p50', 'p99', 'cpuUsPerReq', 'rssPeakMB', 'newShare', 'originPerReq', 'errors', 'requests']
+const FIELDS = ['rps', 'p50', 'p99', 'cpuUsPerReq', 'rssPeakMB', 'newShare', 'originPerReq', 'errors', 'requests', 'otherCpuPct', 'stealPct']
 
 export function medians (rounds) {
   const out = {}
@@ -97,7 +97,7 @@ function fmt (v, digits = 0) {
 }
 
 export function table (results, order) {
-  const head = ['scenario', 'candidate', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', 'new %', 'origin/req', 'errors', 'req/s ÷fhp', 'CPU ÷fhp', 'req/s ÷nginx', 'CPU ÷nginx']
+  const head = ['scenario', 'candidate', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', 'new %', 'origin/req', 'errors', 'other %', 'req/s ÷fhp', 'CPU ÷fhp', 'req/s ÷nginx', 'CPU ÷nginx']
   const rows = []
   for (const [scenario, byCandidate] of Object.entries(results)) {
     for (const name of order) {
@@ -108,7 +108,7 @@ export function table (results, order) {
       rows.push([
         scenario, name + (c.rounds.length < c.expectedRounds ? ` (${c.rounds.length}/${c.expectedRounds})` : ''),
         fmt(m.rps), fmt(m.p50, 2), fmt(m.p99, 2), fmt(m.cpuUsPerReq, 1), fmt(m.rssPeakMB, 0),
-        m.newShare === null ? '-' : fmt(m.newShare * 100, 0), fmt(m.originPerReq, 2), fmt(m.errors),
+        m.newShare === null ? '-' : fmt(m.newShare * 100, 0), fmt(m.originPerReq, 2), fmt(m.errors), fmt(m.otherCpuPct, 0),
         fmt(r.toFastifyHttpProxy?.rps, 2), fmt(r.toFastifyHttpProxy?.cpuUsPerReq, 2),
         fmt(r.toNginxSplit?.rps, 2), fmt(r.toNginxSplit?.cpuUsPerReq, 2)
       ])

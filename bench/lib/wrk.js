@@ -1,5 +1,5 @@
 // run wrk pinned to the load core and read its --latency report
-import { startProcess } from './proc.js'
+import { startProcess, cpuMicros } from './proc.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 const UNIT_MS = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
@@ -49,14 +49,20 @@ export async function runWrk ({ wrk, url, script, seconds, connections, threads,
   const env = affinityIds ? { ...process.env, BENCH_AFFINITY_IDS: String(affinityIds) } : process.env
   const proc = startProcess({ name: 'wrk', cmd: wrk, args, cpu, env, stdout: 'pipe' })
   let out = ''
+  // wrk's own cpu time, read while it runs (its last 200 ms are missed): the bench subtracts it
+  // from the machine's busy time to see what other processes used during the run
+  let wrkCpu = 0
+  const sampler = setInterval(() => { const v = cpuMicros([proc.pid]); if (v > 0) wrkCpu = v }, 200)
   proc.child.stdout.setEncoding('utf8')
   proc.child.stdout.on('data', (c) => { out += c })
   const killer = sleep((d + 20) * 1000, null, { ref: false }).then(() => proc.stop(1_000))
   const { code, signal } = await proc.exited
+  clearInterval(sampler)
   void killer
   if (code !== 0) throw new Error(`wrk exited with code ${code} signal ${signal}: ${proc.stderr.trim() || out.trim()}`)
   const r = parseWrk(out)
   r.command = `wrk ${args.join(' ')}`
+  r.cpuMicros = wrkCpu
   if (proc.stderr.trim()) r.stderr = proc.stderr.trim().slice(-2_000)
   return r
 }
