@@ -3,12 +3,11 @@
 // children found through small Maps, so recording allocates nothing (bench/micro/metrics.js)
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { BackendName } from '../config/index.js'
-import type { Reason } from '../routing/index.js'
+import { REASONS, type Reason } from '../routing/index.js'
 import type { UpstreamErrorKind } from '../proxy/index.js'
 
 /** transaction latencies: 5 ms to 10 s */
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-const REASONS: readonly Reason[] = ['rollback', 'affinity', 'force', 'region', 'percent', 'unkeyed', 'default']
 const ERROR_KINDS: readonly UpstreamErrorKind[] = ['timeout', 'connect', 'reset', 'bad_response']
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 /** the sample-ratio window: 60 one-second slots */
