@@ -2,6 +2,9 @@
 // (test/errors/readme.test.ts keeps the two in step)
 import createError from '@fastify/error'
 
+/** the `kind` label of dualtrack_upstream_errors_total: what went wrong with a backend */
+export type UpstreamErrorKind = 'timeout' | 'connect' | 'reset' | 'bad_response'
+
 // config
 export const DUALTRACK_ERR_CONFIG_NOT_FOUND = createError('DUALTRACK_ERR_CONFIG_NOT_FOUND', 'config file %s: %s', 500)
 export const DUALTRACK_ERR_CONFIG_SYNTAX = createError('DUALTRACK_ERR_CONFIG_SYNTAX', '%s', 500)
@@ -21,3 +24,18 @@ export const DUALTRACK_ERR_FORBIDDEN = createError('DUALTRACK_ERR_FORBIDDEN', 't
 export const DUALTRACK_ERR_BAD_REQUEST = createError('DUALTRACK_ERR_BAD_REQUEST', '%s', 400)
 export const DUALTRACK_ERR_UNKNOWN_ROLLOUT = createError('DUALTRACK_ERR_UNKNOWN_ROLLOUT', 'unknown rollout %s', 404)
 export const DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE = createError('DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE', 'admin request body is larger than 64 KiB', 413)
+
+// the gateway's own faults: never blamed on a backend (DESIGN.md §7)
+export const DUALTRACK_ERR_INTERNAL = createError('DUALTRACK_ERR_INTERNAL', 'internal error', 500)
+// the overall per-request deadline (backends.*.timeoutMs) passed: mapped to 504 like a backend timeout
+export const DUALTRACK_ERR_DEADLINE = createError('DUALTRACK_ERR_DEADLINE', 'no complete answer within %d ms', 504)
+// the client went away: logged and counted as 499, never answered and never a backend's fault
+export const DUALTRACK_ERR_CLIENT_ABORT = createError('DUALTRACK_ERR_CLIENT_ABORT', 'client went away', 499)
+
+// shadow copies: counted as result="error", never seen by the client
+export const DUALTRACK_ERR_SHADOW_TIMEOUT = createError('DUALTRACK_ERR_SHADOW_TIMEOUT', 'no complete shadow answer within %d ms', 504)
+export const DUALTRACK_ERR_SHADOW_TOO_LARGE = createError('DUALTRACK_ERR_SHADOW_TOO_LARGE', 'shadow answer over maxBodyBytes (%d bytes)', 502)
+
+// state stores and the worker channel: a change that fails is kept and retried, a lookup falls through
+export const DUALTRACK_ERR_STORE_CONFLICT = createError('DUALTRACK_ERR_STORE_CONFLICT', 'state changed concurrently too often (%d tries)', 503)
+export const DUALTRACK_ERR_IPC = createError('DUALTRACK_ERR_IPC', '%s', 503)

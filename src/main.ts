@@ -2,10 +2,10 @@
 import closeWithGrace from 'close-with-grace'
 import cluster from 'node:cluster'
 import { runPrimary, workerCount, workerIndex } from './cluster/index.js'
-import pino from 'pino'
 import type { AddressInfo } from 'node:net'
 import { loadConfigFile, type Config } from './config/index.js'
-import { buildApp, loggerOptions, type Dualtrack } from './app.js'
+import { buildApp, type Dualtrack } from './app.js'
+import { createLogger } from './logger.js'
 
 export interface StartOptions {
   readonly configPath: string
@@ -29,21 +29,6 @@ export interface Running {
 
 /** exit within the drain delay plus this long after a signal */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000
-
-/** bytes of log lines buffered before one write(2): one syscall per ~20 access lines, not per line */
-export const LOG_BUFFER_BYTES = 4096
-export const LOG_FLUSH_MS = 1000
-
-export function createLogger (pretty = false) {
-  const opts = loggerOptions()
-  if (pretty) return pino({ ...opts, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
-  // a synchronous write per access line was ~5% of the CPU of a proxied request (bench/README.md);
-  // buffered lines are flushed on exit by pino, and at least every 4 KiB
-  const dest = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES })
-  // a quiet gateway's lines still show within a second
-  setInterval(() => { try { dest.flush() } catch { /* not open yet or already closed */ } }, LOG_FLUSH_MS).unref()
-  return pino(opts, dest)
-}
 
 export async function startGateway (o: StartOptions): Promise<Running> {
   let config = loadConfigFile(o.configPath, o.env ?? process.env)

@@ -1,2 +1,3 @@
 export { createAuth, type Auth, type Principal, type Role, type TokenSpec } from './auth.js'
-export { registerAdminRoutes, stateView, ADMIN_BODY_LIMIT, type AdminDeps } from './routes.js'
+export { ADMIN_BODY_LIMIT, type AdminDeps } from './routes.js'
+export { createAdmin } from './plugin.js'

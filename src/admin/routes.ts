@@ -1,13 +1,12 @@
 // the admin API (DESIGN.md §3): JSON in, JSON out, bearer tokens, a refused request changes nothing
 import type { FastifyInstance, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { Config } from '../config/index.js'
+import { describeSchemaError, type Config } from '../config/index.js'
+import type { ErrorObject } from 'ajv'
 import { explainKey, type Router } from '../routing/index.js'
-import { rollback, resume, setRollout, type RolloutPatch } from '../state/ops.js'
-import type { StateManager } from '../state/manager.js'
-import type { StateDoc } from '../state/types.js'
+import { rollback, resume, setRollout, type RolloutPatch, type StateManager, type StateDoc } from '../state/index.js'
 import type { Auth, Principal } from './auth.js'
 import {
-  DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE, DUALTRACK_ERR_BAD_REQUEST, DUALTRACK_ERR_FORBIDDEN, DUALTRACK_ERR_UNAUTHORIZED, DUALTRACK_ERR_UNKNOWN_ROLLOUT
+  DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE, DUALTRACK_ERR_BAD_REQUEST, DUALTRACK_ERR_FORBIDDEN, DUALTRACK_ERR_INTERNAL, DUALTRACK_ERR_UNAUTHORIZED, DUALTRACK_ERR_UNKNOWN_ROLLOUT
 } from '../errors.js'
 
 export const ADMIN_BODY_LIMIT = 65_536
@@ -19,8 +18,11 @@ export interface AdminDeps {
   auth (): Auth
   reload (): Promise<{ ok: true } | { ok: false, error: string }>
   draining (): boolean
-  /** extra read-only views other features add (shadow mismatches, summary) */
-  readonly views?: Readonly<Record<string, (query: Record<string, string | undefined>) => unknown | Promise<unknown>>>
+  /** shadow comparisons: recent redacted mismatch samples and per-route counts */
+  readonly shadow?: {
+    mismatches (route: string | undefined, limit: number): unknown[]
+    summary (): unknown
+  }
   /** extra changes other features add (plan pause/resume) */
   readonly planControl?: (rollout: string, action: 'pause' | 'resume', who: Principal) => Promise<void>
   /** GET /metrics, when metrics are on */
@@ -78,6 +80,14 @@ const explainSchema = {
   }
 } as const
 
+const mismatchesSchema = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { route: { type: 'string', minLength: 1, maxLength: 200 }, limit: { type: 'string', pattern: '^[0-9]{1,3}$' } }
+  }
+} as const
+
 const auditSchema = {
   querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,4}$' } } }
 } as const
@@ -111,26 +121,19 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
 
   admin.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err.validation) {
-      const v = err.validation[0]
+      // the same wording as config errors (config/ajv-errors.ts): body.percent: must have at most two decimals
       const where = err.validationContext ?? 'body'
-      const path = (v?.instancePath ?? '').slice(1).replace(/\//g, '.')
-      const extraKey = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty
-      const field = [path, extraKey].filter(Boolean).join('.') || where
-      const msg = v?.keyword === 'additionalProperties'
-        ? `${where}.${field}: unknown field`
-        : v?.keyword === 'multipleOf'
-          ? `${where}.${field}: must have at most two decimals`
-          : v?.keyword === 'required'
-            ? `${where}.${(v.params as { missingProperty: string }).missingProperty}: is required`
-            : `${path ? `${where}.${path}` : where}: ${v?.message ?? 'is invalid'}`
-      return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(msg), { field: v?.keyword === 'required' ? (v.params as { missingProperty: string }).missingProperty : field })
+      const p = describeSchemaError(err.validation[0] as unknown as ErrorObject)
+      const field = p.path.length > 0 ? p.field : where
+      return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`${p.path.length > 0 ? `${where}.${p.field}` : where}: ${p.message}`), { field })
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return fail(reply, new DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE())
     if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return fail(reply, new DUALTRACK_ERR_BAD_REQUEST('body: is empty; send a JSON object'), { field: 'body' })
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return fail(reply, new DUALTRACK_ERR_BAD_REQUEST('content-type: send application/json'), { field: 'content-type' })
     if (err.statusCode === 400) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`body: not valid JSON (${err.message})`), { field: 'body' })
     reply.log.error({ err }, 'admin request failed')
-    return reply.code(err.statusCode && err.statusCode >= 400 ? err.statusCode : 500).send({ error: err.code ?? 'DUALTRACK_ERR_INTERNAL', message: 'internal error' })
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 && err.code) return fail(reply, err)
+    return fail(reply, new DUALTRACK_ERR_INTERNAL())
   })
 
   // auth before the body is read: a refused request costs nothing and changes nothing
@@ -221,7 +224,12 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
     })
   }
 
-  for (const [path, fn] of Object.entries(deps.views ?? {})) {
-    admin.get<{ Querystring: Record<string, string | undefined> }>(path, { onRequest: viewer }, async (req) => fn(req.query))
+  if (deps.shadow) {
+    const shadow = deps.shadow
+    admin.get<{ Querystring: { route?: string, limit?: string } }>('/admin/shadow/mismatches', { onRequest: viewer, schema: mismatchesSchema }, async (req) => {
+      const limit = Math.min(Math.max(Number(req.query.limit ?? 50) || 50, 1), 500)
+      return { samples: shadow.mismatches(req.query.route, limit) }
+    })
+    admin.get('/admin/shadow/summary', { onRequest: viewer }, async () => shadow.summary())
   }
 }

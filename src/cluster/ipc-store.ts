@@ -2,7 +2,8 @@
 // one FileStore lives; the primary sends every changed doc to all workers, so a rollback taken by
 // one worker is in force in the others within an IPC round trip
 import type { BackendName } from '../config/index.js'
-import type { AuditEntry, Op, StateDoc, StateStore } from '../state/types.js'
+import type { AuditEntry, Op, StateDoc, StateStore } from '../state/index.js'
+import { DUALTRACK_ERR_IPC } from '../errors.js'
 
 export const IPC_TIMEOUT_MS = 5000
 
@@ -30,20 +31,20 @@ function listen (): void {
       pending.delete(msg.id)
       clearTimeout(p.timer)
       if (msg.ok) p.resolve(msg.value)
-      else p.reject(new Error(msg.error ?? 'primary refused'))
+      else p.reject(new DUALTRACK_ERR_IPC(msg.error ?? 'primary refused'))
     }
   })
 }
 
 /** ask the primary process (file store calls, aggregated metrics) */
 export function callPrimary<T> (call: string, ...args: unknown[]): Promise<T> {
-  if (process.send === undefined) return Promise.reject(new Error('not a worker: no IPC channel'))
+  if (process.send === undefined) return Promise.reject(new DUALTRACK_ERR_IPC('not a worker: no IPC channel'))
   listen()
   const id = ++seq
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       pending.delete(id)
-      reject(new Error(`the primary did not answer ${call} in ${IPC_TIMEOUT_MS} ms`))
+      reject(new DUALTRACK_ERR_IPC(`the primary did not answer ${call} in ${IPC_TIMEOUT_MS} ms`))
     }, IPC_TIMEOUT_MS)
     timer.unref()
     pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })

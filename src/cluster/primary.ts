@@ -7,9 +7,8 @@ import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
 import type { Config } from '../config/index.js'
-import { FileStore } from '../state/file-store.js'
-import { opFromDesc } from '../state/ops.js'
-import type { OpDesc, StateDoc } from '../state/types.js'
+import { createFileStore, opFromDesc, type OpDesc, type StateDoc } from '../state/index.js'
+import { DUALTRACK_ERR_IPC } from '../errors.js'
 import type { IpcReply, IpcRequest } from './ipc-store.js'
 
 export const WORKER_INDEX_ENV = 'DUALTRACK_WORKER_INDEX'
@@ -32,7 +31,7 @@ export interface Primary {
 }
 
 export function runPrimary (config: Config, count: number, log: Logger): Primary {
-  const store = config.state.store === 'file' ? new FileStore(config.state.file, { affinityMaxEntries: Math.max(1, ...Object.values(config.rollouts).map((r) => r.affinity?.maxEntries ?? 1)) }) : undefined
+  const store = config.state.store === 'file' ? createFileStore(config) : undefined
   const aggregator = new AggregatorRegistry()
   const byIndex = new Map<number, Worker>()
   let stopping = false
@@ -44,7 +43,7 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
   const handle = async (req: IpcRequest): Promise<unknown> => {
     const a = req.args
     if (req.call === 'metrics') return await aggregator.clusterMetrics()
-    if (store === undefined) throw new Error(`${req.call}: the primary holds no store (state.store is redis)`)
+    if (store === undefined) throw new DUALTRACK_ERR_IPC(`${req.call}: the primary holds no store (state.store is redis)`)
     switch (req.call) {
       case 'load': return await store.load()
       case 'commit': {
@@ -55,7 +54,7 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
       case 'audit': return await store.audit(a[0] as number)
       case 'getOwner': return await store.getOwner(a[0] as string, a[1] as string)
       case 'setOwner': return await store.setOwner(a[0] as string, a[1] as string, a[2] as 'legacy' | 'new', a[3] as number)
-      default: throw new Error(`unknown call ${req.call}`)
+      default: throw new DUALTRACK_ERR_IPC(`unknown call ${req.call}`)
     }
   }
 

@@ -2,4 +2,6 @@ export { loadConfigFile, parseConfig, resolveConfigPath, DEFAULT_CONFIG_PATH } f
 export type { Config, RolloutConfig, AffinityConfig, GuardConfig, PlanConfig } from './load.js'
 export { BACKENDS, type BackendName } from './schema.js'
 export { parseDuration } from './duration.js'
+export { describeSchemaError, type SchemaProblem } from './ajv-errors.js'
+export { HTTP_METHODS, SAFE_METHODS, WRITE_METHODS, KNOWN_METHODS, backendTarget, type HttpMethod } from './http.js'
 export { watchConfig, type ConfigWatcher } from './watch.js'

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
+import { describeSchemaError } from './ajv-errors.js'
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from 'yaml'
 import { ConfigSchema, type RawConfig, type RawRollout } from './schema.js'
 import { parseDuration } from './duration.js'
@@ -121,17 +122,6 @@ function pathOf (ancestors: readonly unknown[], leaf: unknown): string {
   return parts.join('.').replace(/\.\[/g, '[') || '(root)'
 }
 
-function fieldName (instancePath: string): string {
-  if (instancePath === '') return '(root)'
-  return instancePath.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '')
-}
-
-function segments (instancePath: string): (string | number)[] {
-  if (instancePath === '') return []
-  return instancePath.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~')).map((p) => (/^\d+$/.test(p) ? Number(p) : p))
-}
-
 function lineOf (doc: Document, lines: LineCounter, path: (string | number)[], keyNode = false): string {
   let node: unknown = doc.contents
   let keyAt: Node | undefined
@@ -166,39 +156,14 @@ function formatErrors (errors: ErrorObject[], doc: Document, lines: LineCounter,
   const unionPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
   for (const e of errors) {
     if (e.keyword !== 'anyOf' && unionPaths.has(e.instancePath)) continue
-    let path = segments(e.instancePath)
-    let msg: string
-    let onKey = false
-    if (e.keyword === 'additionalProperties') {
-      const extra = (e.params as { additionalProperty: string }).additionalProperty
-      path = [...path, extra]
-      onKey = true
-      const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {})
-      msg = `unknown key${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`
-    } else if (e.keyword === 'required') {
-      const missing = (e.params as { missingProperty: string }).missingProperty
-      msg = `${fieldName(e.instancePath) === '(root)' ? missing : `${fieldName(e.instancePath)}.${missing}`} is required`
-      const sub = (e.parentSchema as { properties?: Record<string, { examples?: string[] }> }).properties?.[missing]
-      const ex = sub?.examples?.[0]
-      const key = `${e.instancePath}|${msg}`
-      if (seen.has(key)) continue
-      seen.add(key)
-      out.push(`${file}${lineOf(doc, lines, path)}: ${msg}${ex ? `\n  example: ${ex}` : exampleOf(e)}`)
-      continue
-    } else if (e.keyword === 'anyOf') {
-      msg = 'must be a duration: milliseconds, or a number with ms, s, m, h or d'
-    } else if (e.keyword === 'multipleOf') {
-      msg = 'must have at most two decimals'
-    } else if (e.keyword === 'enum') {
-      msg = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`
-    } else {
-      msg = e.message ?? e.keyword
-    }
-    const field = fieldName(path.length ? '/' + path.join('/') : '')
-    const key = `${field}|${msg}`
+    const p = describeSchemaError(e)
+    const key = `${p.field}|${p.message}`
     if (seen.has(key)) continue
     seen.add(key)
-    out.push(`${file}${lineOf(doc, lines, path, onKey)}: ${field}: ${msg}${exampleOf(e)}`)
+    // a missing key has no line of its own: point at its parent
+    const at = e.keyword === 'required' ? p.path.slice(0, -1) : p.path
+    const missing = e.keyword === 'required' ? (e.parentSchema as { properties?: Record<string, { examples?: string[] }> }).properties?.[p.path[p.path.length - 1] as string]?.examples?.[0] : undefined
+    out.push(`${file}${lineOf(doc, lines, [...at], p.onKey)}: ${p.field}: ${p.message}${missing ? `\n  example: ${missing}` : exampleOf(e)}`)
   }
   return out.join('\n')
 }

@@ -2,14 +2,13 @@
 // only, never from a user, an order or a raw path. The request path touches prepared label
 // children found through small Maps, so recording allocates nothing (bench/micro/metrics.js)
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { BackendName } from '../config/index.js'
+import { KNOWN_METHODS, type BackendName } from '../config/index.js'
 import { REASONS, type Reason } from '../routing/index.js'
-import type { UpstreamErrorKind } from '../proxy/index.js'
+import type { UpstreamErrorKind } from '../errors.js'
 
 /** transaction latencies: 5 ms to 10 s */
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const ERROR_KINDS: readonly UpstreamErrorKind[] = ['timeout', 'connect', 'reset', 'bad_response']
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 /** the sample-ratio window: 60 one-second slots */
 export const SAMPLE_WINDOW_S = 60
 
@@ -135,12 +134,12 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     route (name) {
       let r = routes.get(name)
       if (r === undefined) {
-        const mk = (b: BackendName): BackendSeries => {
+        const seriesOf = (b: BackendName): BackendSeries => {
           const errors = {} as Record<UpstreamErrorKind, CounterChild>
           for (const k of ERROR_KINDS) { errors[k] = upstreamErrors.labels(name, b, k); errors[k].inc(0) }
           return { duration: duration.labels(name, b), errors, requests: new Map() }
         }
-        r = { name, backends: { legacy: mk('legacy'), new: mk('new') } }
+        r = { name, backends: { legacy: seriesOf('legacy'), new: seriesOf('new') } }
         routes.set(name, r)
       }
       return r
@@ -165,11 +164,11 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     },
     request (route, backend, method, status, seconds, error) {
       const b = route.backends[backend]
-      const mk = METHODS.has(method) ? method : 'OTHER'
-      let byCode = b.requests.get(mk)
-      if (byCode === undefined) { byCode = new Map(); b.requests.set(mk, byCode) }
+      const methodLabel = KNOWN_METHODS.has(method) ? method : 'OTHER'
+      let byCode = b.requests.get(methodLabel)
+      if (byCode === undefined) { byCode = new Map(); b.requests.set(methodLabel, byCode) }
       let c = byCode.get(status)
-      if (c === undefined) { c = requests.labels(route.name, backend, mk, String(status)); byCode.set(status, c) }
+      if (c === undefined) { c = requests.labels(route.name, backend, methodLabel, String(status)); byCode.set(status, c) }
       c.inc()
       b.duration.observe(seconds)
       if (error !== undefined) b.errors[error].inc()

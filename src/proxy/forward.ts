@@ -4,10 +4,11 @@
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import type { BackendName } from '../config/index.js'
+import { SAFE_METHODS, type BackendName } from '../config/index.js'
 import type { Upstream } from './upstream-pool.js'
 import { clientResponseHeaders } from './headers.js'
-import { isConnectFailure, mapUpstreamError, errorKind, type UpstreamErrorKind } from './error-map.js'
+import { isConnectFailure, mapUpstreamError, errorKind } from './error-map.js'
+import { DUALTRACK_ERR_CLIENT_ABORT, DUALTRACK_ERR_DEADLINE, type UpstreamErrorKind } from '../errors.js'
 
 /** GET/HEAD/OPTIONS go again at most this often, and only when the connection never opened */
 export const MAX_IDEMPOTENT_RETRIES = 2
@@ -45,16 +46,6 @@ export interface ExchangeOptions {
   readonly onDone: (result: ExchangeResult) => void
   /** last look at the answer's headers before they are written (affinity learning) */
   readonly beforeHead?: ((status: number, headers: Record<string, string | string[] | undefined>, body: Buffer | undefined) => void | Promise<void>) | undefined
-}
-
-class DeadlineError extends Error {
-  readonly code = 'DUALTRACK_DEADLINE'
-  constructor (ms: number) { super(`no complete answer within ${ms} ms`) }
-}
-
-class ClientAbortError extends Error {
-  readonly code = 'DUALTRACK_CLIENT_ABORT'
-  constructor () { super('client went away') }
 }
 
 // one exchange is one object with methods (no closures per request); it is the undici handler
@@ -96,13 +87,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       headers: o.headers,
       body: o.body,
       // writes must wait for the pipeline head: never sent twice on a broken keep-alive socket
-      idempotent: o.body === null && (o.method === 'GET' || o.method === 'HEAD' || o.method === 'OPTIONS')
+      idempotent: o.body === null && SAFE_METHODS.has(o.method)
     }, this)
   }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
     this.#controller = controller
-    if (this.#aborted) controller.abort(new ClientAbortError())
+    if (this.#aborted) controller.abort(new DUALTRACK_ERR_CLIENT_ABORT())
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -188,11 +179,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#aborted) return this.#finish(err, undefined)
     // only a connection that never opened is retried, only for GET/HEAD/OPTIONS without a body
     if (!this.#headersSent && this.#status === 0 && o.body === null && isConnectFailure(err) &&
-        this.#attempts <= MAX_IDEMPOTENT_RETRIES && (o.method === 'GET' || o.method === 'HEAD' || o.method === 'OPTIONS')) {
+        this.#attempts <= MAX_IDEMPOTENT_RETRIES && SAFE_METHODS.has(o.method)) {
       this.#dispatch()
       return
     }
-    if (this.#headersSent) {
+    if (this.#headersSent || o.res.headersSent) {
       // the status line is gone: cut the connection so the client sees a truncated answer, not a complete one
       o.res.destroy(err)
       return this.#finish(err, undefined)
@@ -207,7 +198,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onDeadline (): void {
     this.#timer = null
     if (this.#done) return
-    const err = new DeadlineError(this.#o.upstream.timeoutMs)
+    const err = new DUALTRACK_ERR_DEADLINE(this.#o.upstream.timeoutMs)
     if (this.#controller !== null) this.#controller.abort(err)
     else this.onResponseError(null as never, err)
   }
@@ -216,10 +207,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#done || this.#o.res.writableFinished) return
     // the client went away: cancel the upstream request so its socket is freed
     this.#aborted = true
-    if (this.#controller !== null) this.#controller.abort(new ClientAbortError())
+    if (this.#controller !== null) this.#controller.abort(new DUALTRACK_ERR_CLIENT_ABORT())
     const body = this.#o.body
     if (body !== null && !Buffer.isBuffer(body)) body.destroy()
-    this.#finish(new ClientAbortError(), undefined)
+    this.#finish(new DUALTRACK_ERR_CLIENT_ABORT(), undefined)
   }
 
   #finish (err: Error | undefined, body: Buffer | undefined): void {

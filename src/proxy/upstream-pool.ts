@@ -1,6 +1,6 @@
 // one undici Pool per backend, built at start with every timeout explicit, closed on shutdown
 import { Pool } from 'undici'
-import type { BackendName, Config } from '../config/index.js'
+import { backendTarget, type BackendName, type Config } from '../config/index.js'
 
 export interface Upstream {
   readonly name: BackendName
@@ -15,9 +15,8 @@ export interface Upstream {
 export type Upstreams = Readonly<Record<BackendName, Upstream>>
 
 export function createUpstream (name: BackendName, cfg: Config['backends']['legacy']): Upstream {
-  const url = new URL(cfg.url)
-  const basePath = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')
-  const pool = new Pool(url.origin, {
+  const { origin, basePath } = backendTarget(cfg.url)
+  const pool = new Pool(origin, {
     connections: cfg.connections,
     connectTimeout: cfg.connectTimeoutMs,
     headersTimeout: cfg.timeoutMs,
@@ -27,7 +26,7 @@ export function createUpstream (name: BackendName, cfg: Config['backends']['lega
     keepAliveMaxTimeout: cfg.keepAliveTimeoutMs,
     pipelining: 1
   })
-  return { name, origin: url.origin, basePath, pool, timeoutMs: cfg.timeoutMs }
+  return { name, origin, basePath, pool, timeoutMs: cfg.timeoutMs }
 }
 
 export function createUpstreams (cfg: Config['backends']): Upstreams {

@@ -4,12 +4,13 @@
 // GitHub Scientist's rule holds: the primary always serves, a copy never adds latency or errors
 import { Pool, type Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
-import type { BackendName, Config } from '../config/index.js'
-import { encodeSalt, hash32, thresholdOf } from '../routing/index.js'
+import { SAFE_METHODS, backendTarget, type BackendName, type Config } from '../config/index.js'
+import { encodeSalt, hash32, pathOf, thresholdOf } from '../routing/index.js'
 import type { Metrics } from '../metrics/index.js'
 import { compileComparer, type Answer, type Comparer } from './compare.js'
 import { compileRedactor, redactText, type Redactor } from './redact.js'
 import { createNoiseTracker, type NoiseTracker } from './noise.js'
+import { DUALTRACK_ERR_SHADOW_TIMEOUT, DUALTRACK_ERR_SHADOW_TOO_LARGE } from '../errors.js'
 
 type RouteConfig = Config['routes'][number]
 type ShadowConfig = NonNullable<RouteConfig['shadow']>
@@ -27,7 +28,6 @@ export const MAX_SAMPLE_BODY_BYTES = 8192
  */
 export const SAMPLES_PER_SECOND = 10
 
-const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 // sampling hashes the request id with its own salt: not correlated with the cohort bucket
 const SAMPLE_SALT = encodeSalt('dualtrack-shadow-sample')
 const NOISE_SALT = encodeSalt('dualtrack-shadow-noise')
@@ -87,12 +87,12 @@ export class Shadower {
   }
 
   #pool (b: Config['backends']['legacy']) {
-    const url = new URL(b.url)
+    const { origin, basePath } = backendTarget(b.url)
     // copies have their own connections: a slow shadow target cannot starve the primary's pool
     return {
-      pool: new Pool(url.origin, { connections: 64, connectTimeout: b.connectTimeoutMs, keepAliveTimeout: b.keepAliveTimeoutMs, keepAliveMaxTimeout: b.keepAliveTimeoutMs }),
-      origin: url.origin,
-      basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
+      pool: new Pool(origin, { connections: 64, connectTimeout: b.connectTimeoutMs, keepAliveTimeout: b.keepAliveTimeoutMs, keepAliveMaxTimeout: b.keepAliveTimeoutMs }),
+      origin,
+      basePath,
       url: b.url
     }
   }
@@ -154,7 +154,7 @@ export class Shadower {
   sampled (route: string, method: string, requestId: string): boolean {
     const rs = this.#routes.get(route)
     if (rs === undefined || !rs.methods.has(method)) return false
-    if (!READS.has(method) && rs.cfg.writes !== 'dry-run') return false
+    if (!SAFE_METHODS.has(method) && rs.cfg.writes !== 'dry-run') return false
     if (rs.threshold >= 10_000) return true
     const h = hash32(SAMPLE_SALT, requestId)
     return h >= 0 && h % 10_000 < rs.threshold
@@ -180,7 +180,7 @@ export class Shadower {
     if (rs === undefined) return
     if (rs.inFlight >= rs.cfg.maxInFlight) return this.drop(route, 'maxInFlight')
     // Diffy's noise cancellation: a sample of reads goes to the same system twice
-    const h = rs.noiseThreshold > 0 && READS.has(req.method) ? hash32(NOISE_SALT, req.id) : -1
+    const h = rs.noiseThreshold > 0 && SAFE_METHODS.has(req.method) ? hash32(NOISE_SALT, req.id) : -1
     const noiseRun = h >= 0 && h % 10_000 < rs.noiseThreshold
     const target: BackendName = noiseRun ? primaryBackend : primaryBackend === 'legacy' ? 'new' : 'legacy'
     rs.inFlight++
@@ -239,13 +239,12 @@ export class Shadower {
     if (rs.budget.second !== second) { rs.budget.second = second; rs.budget.left = SAMPLES_PER_SECOND }
     if (rs.budget.left <= 0) return
     rs.budget.left--
-    const q = req.url.indexOf('?')
     const sample: MismatchSample = {
       at: new Date().toISOString(),
       route,
       method: req.method,
       // the path only (queries carry tokens), with card and phone numbers masked
-      path: redactText(q === -1 ? req.url : req.url.slice(0, q)),
+      path: redactText(pathOf(req.url)),
       fields: real,
       primary: { backend: pb, status: primary.status, body: this.#redactBody(rs, primary.body) },
       shadow: { backend: sb, status: shadow.status, body: this.#redactBody(rs, shadow.body) }
@@ -293,11 +292,6 @@ export class Shadower {
   }
 }
 
-class ShadowTimeout extends Error {
-  readonly code = 'DUALTRACK_SHADOW_TIMEOUT'
-  constructor (ms: number) { super(`no complete shadow answer within ${ms} ms`) }
-}
-
 // one copy in flight: an undici handler that keeps the answer (bounded) and reports once. The
 // dispatch API costs no Readable, no async iterator and no AbortSignal per copy (the request()
 // version of this cost about 3x more CPU per copy under load)
@@ -324,7 +318,7 @@ class ShadowCopy implements Dispatcher.DispatchHandler {
     if (!this.#finished) {
       this.#timer = setTimeout(() => {
         this.#timer = null
-        const err = new ShadowTimeout(this.#timeoutMs)
+        const err = new DUALTRACK_ERR_SHADOW_TIMEOUT(this.#timeoutMs)
         if (this.#controller !== null) this.#controller.abort(err)
         else this.#finish(err, null)
       }, this.#timeoutMs)
@@ -344,7 +338,7 @@ class ShadowCopy implements Dispatcher.DispatchHandler {
     if (this.#bytes > this.#max) {
       // past the cap the answer is not compared: cancel it rather than read it
       this.#over = true
-      controller.abort(new Error('shadow answer over maxBodyBytes'))
+      controller.abort(new DUALTRACK_ERR_SHADOW_TOO_LARGE(this.#max))
       return
     }
     this.#chunks.push(chunk)

@@ -2,15 +2,18 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config/index.js'
 import { FileStore } from './file-store.js'
 import { RedisStore } from './redis-store.js'
-import cluster from 'node:cluster'
-import { IpcStore } from '../cluster/ipc-store.js'
 import type { StateStore, YamlView } from './types.js'
 
+/** the file store of a config: one replica (or the primary of server.workers), no dependencies */
+export function createFileStore (cfg: Config): FileStore {
+  // the affinity table keeps as many owners as the largest rollout allows
+  const affinityMaxEntries = Math.max(1, ...Object.values(cfg.rollouts).map((r) => r.affinity?.maxEntries ?? 1))
+  return new FileStore(cfg.state.file, { affinityMaxEntries })
+}
+
+/** the store state.store names; a worker of server.workers gets its IPC store from the composition root */
 export async function createStateStore (cfg: Config, log: FastifyBaseLogger): Promise<StateStore> {
-  const maxEntries = Math.max(1, ...Object.values(cfg.rollouts).map((r) => r.affinity?.maxEntries ?? 1))
-  // a worker of server.workers reaches the one file store through the primary
-  if (cfg.state.store === 'file' && cluster.isWorker && process.env.DUALTRACK_WORKER_INDEX !== undefined) return new IpcStore()
-  if (cfg.state.store === 'file') return new FileStore(cfg.state.file, { affinityMaxEntries: maxEntries })
+  if (cfg.state.store === 'file') return createFileStore(cfg)
   const s = new RedisStore({ url: cfg.state.redis.url, prefix: cfg.state.redis.prefix, cacheFile: cfg.state.file, log })
   await s.connect()
   return s

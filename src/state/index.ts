@@ -1,7 +1,6 @@
-export { StateManager, type ChangeResult } from './manager.js'
-export { FileStore, AffinityLru, readStateFile, writeStateFile } from './file-store.js'
-export { RedisStore, type RedisStoreOptions } from './redis-store.js'
-export { syncYaml, setRollout, rollback, resume, applyOp, emptyDoc, planStart, planAdvance, planWait, planPause, planResume, type RolloutPatch } from './ops.js'
-export type { StateDoc, RolloutState, AuditEntry, Actor, Source, Op, StateStore, AffinityStore, YamlView, Rollback, PlanState } from './types.js'
-export { createStateStore, yamlViews } from './create.js'
-export { Affinity, type CompiledAffinity, NEGATIVE_CACHE_MS } from './affinity.js'
+// the state folder's one door: what other folders use, nothing else (ARCHITECTURE.md)
+export { StateManager } from './manager.js'
+export { syncYaml, setRollout, rollback, resume, planStart, planAdvance, planWait, planPause, planResume, opFromDesc, type RolloutPatch } from './ops.js'
+export type { StateDoc, AuditEntry, Op, OpDesc, StateStore } from './types.js'
+export { createStateStore, createFileStore, yamlViews } from './create.js'
+export { Affinity } from './affinity.js'

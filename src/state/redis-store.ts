@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { BackendName } from '../config/index.js'
 import { applyOp, emptyDoc } from './ops.js'
 import { readStateFile, writeStateFile } from './file-store.js'
+import { DUALTRACK_ERR_STORE_CONFLICT } from '../errors.js'
 import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type StateDoc, type StateStore } from './types.js'
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 500
@@ -138,7 +139,7 @@ export class RedisStore implements StateStore {
         }
         // another replica changed the doc between WATCH and EXEC: read again and re-apply
       }
-      throw new Error('state changed concurrently too often')
+      throw new DUALTRACK_ERR_STORE_CONFLICT(MAX_CAS_TRIES)
     } catch (err) {
       this.#o.log.warn({ err, store: 'redis' }, 'state change not stored')
       return null

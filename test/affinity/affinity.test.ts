@@ -8,7 +8,7 @@ import { startRedis } from '../helpers/redis.js'
 import { call, OPERATOR, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
 import { parseConfig } from '../../src/config/index.js'
 import { buildApp } from '../../src/app.js'
-import { FileStore } from '../../src/state/index.js'
+import { FileStore } from '../../src/state/file-store.js'
 
 function yaml (legacy: DemoBackend, fresh: DemoBackend, state: string, extra = '') {
   return `

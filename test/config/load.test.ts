@@ -62,7 +62,7 @@ t.test('each kind of bad file is refused with file, line and field', async (t) =
   t.equal(unknown?.code, 'DUALTRACK_ERR_CONFIG_INVALID')
   refused(t, GOOD.replace('percent: 5', 'percent: 150'), {}, 'bad.yaml:7:14: rollouts.checkout.percent: must be <= 100', 'example: percent: 5')
   refused(t, GOOD.replace('percent: 5', 'percent: 5.555'), {}, 'rollouts.checkout.percent: must have at most two decimals')
-  refused(t, GOOD.replace('legacy: { url: "http://127.0.0.1:4001" }', 'legacy: { timeoutMs: 5 }'), {}, /bad\.yaml:3:\d+: backends\.legacy\.url is required/, 'example: url: "http://127.0.0.1:4001"')
+  refused(t, GOOD.replace('legacy: { url: "http://127.0.0.1:4001" }', 'legacy: { timeoutMs: 5 }'), {}, /bad\.yaml:3:\d+: backends\.legacy\.url: is required/, 'example: url: "http://127.0.0.1:4001"')
   const env = refused(t, GOOD.replace('"http://127.0.0.1:4001"', '"${LEGACY_URL}"'), {}, 'bad.yaml:3:18: backends.legacy.url: environment variable LEGACY_URL is not set and has no default', 'example: ${LEGACY_URL:-value}')
   t.equal(env?.code, 'DUALTRACK_ERR_CONFIG_ENV')
   refused(t, GOOD.replace('rollout: checkout', 'rollout: nope'), {}, /routes\[0\]\.rollout: no rollout named nope/)
