@@ -11,7 +11,7 @@ import { createMetrics, type Metrics } from './metrics/index.js'
 import { Shadower } from './shadow/index.js'
 import { loggerOptions } from './logger.js'
 import { composeHooks } from './app/hooks.js'
-import { createPublisher, createReload, type Live, type ReloadResult } from './app/reload.js'
+import { createPublisher, createReload, watchTokens, type Live, type ReloadResult } from './app/reload.js'
 import { createLifecycle } from './app/lifecycle.js'
 import { createStore, metricsText } from './app/store.js'
 
@@ -51,7 +51,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const metrics = createMetrics()
   metrics.storeUp(store.kind, () => store.up())
   const dataPlane = createDataPlane(config)
-  const live: Live = { config, auth: createAuth(config.admin.tokens) }
+  const live: Live = { config, auth: createAuth(config.admin.tokens), tokenWatch: { stop: () => undefined } }
+  watchTokens(live, log)
   const parts = {
     metrics,
     shadower: new Shadower(config, metrics, log),
@@ -92,7 +93,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     gateway,
     admin,
     dataPlane,
-    timers: [{ stop: () => watcher?.close() }, parts.guardian],
+    timers: [{ stop: () => watcher?.close() }, { stop: () => live.tokenWatch.stop() }, parts.guardian],
     after: [parts.shadower, store],
     drainDelayMs: () => live.config.server.drainDelayMs
   })

@@ -7,14 +7,21 @@ import { loadConfigFile, type Config } from '../config/index.js'
 import { Router } from '../routing/index.js'
 import { createUpstreams, closeUpstreams, type DataPlane } from '../proxy/index.js'
 import { syncYaml, yamlViews, type StateManager } from '../state/index.js'
-import { createAuth, type Auth } from '../admin/index.js'
+import { createAuth, watchTokenFiles, type Auth, type TokenWatch } from '../admin/index.js'
 import type { Metrics } from '../metrics/index.js'
 import { composeHooks, type RequestParts } from './hooks.js'
 
-/** what a reload swaps: the config in force and the tokens it names */
+/** what a reload swaps: the config in force and the tokens it names (re-read from their files) */
 export interface Live {
   config: Config
   auth: Auth
+  tokenWatch: TokenWatch
+}
+
+/** watch the token files of the config in force: a rotated Secret swaps the tokens in place */
+export function watchTokens (live: Live, log: FastifyBaseLogger): void {
+  live.tokenWatch.stop()
+  live.tokenWatch = watchTokenFiles(live.config.admin.tokens, (tokens) => { live.auth = createAuth(tokens) }, log)
 }
 
 export type ReloadResult = { ok: true } | { ok: false, error: string }
@@ -67,8 +74,11 @@ export function createReload (p: ReloadParts): () => Promise<ReloadResult> {
     p.affinity.configure(next)
     p.guardian.configure(next)
     dataPlane.hooks = composeHooks(next, p)
-    if (!isDeepStrictEqual(next.admin.tokens, current.admin.tokens)) live.auth = createAuth(next.admin.tokens)
     live.config = next
+    if (!isDeepStrictEqual(next.admin.tokens, current.admin.tokens)) {
+      live.auth = createAuth(next.admin.tokens)
+      watchTokens(live, log)
+    }
     await state.change(syncYaml(yamlViews(next)))
     p.publish()
     metrics.reload(true)

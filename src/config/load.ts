@@ -1,11 +1,12 @@
 // load, expand and validate the YAML config; the result is frozen and typed
 import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { describeSchemaError } from './ajv-errors.js'
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from 'yaml'
 import { ConfigSchema, type RawConfig, type RawRollout } from './schema.js'
 import { parseDuration } from './duration.js'
+import { readTokenFile, tokenWeakness } from './tokens.js'
 import { DUALTRACK_ERR_CONFIG_ENV, DUALTRACK_ERR_CONFIG_INVALID, DUALTRACK_ERR_CONFIG_NOT_FOUND, DUALTRACK_ERR_CONFIG_SYNTAX } from '../errors.js'
 
 export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml'
@@ -32,7 +33,16 @@ export type RolloutConfig = Readonly<Omit<RawRollout, 'affinity' | 'guard' | 'pl
   readonly guard?: GuardConfig | undefined
   readonly plan?: PlanConfig | undefined
 }
-export type Config = Readonly<Omit<RawConfig, 'rollouts'>> & {
+/** an admin token as loaded: a tokenFile has been read into token */
+export interface AdminToken {
+  readonly name: string
+  readonly role: 'operator' | 'viewer'
+  readonly token: string
+  /** absolute path, when the token came from a file (re-read when it changes) */
+  readonly tokenFile?: string | undefined
+}
+export type Config = Readonly<Omit<RawConfig, 'rollouts' | 'admin'>> & {
+  readonly admin: Readonly<Omit<RawConfig['admin'], 'tokens'>> & { readonly tokens: readonly AdminToken[] }
   readonly rollouts: Readonly<Record<string, RolloutConfig>>
   /** the file it came from, for messages and reloads */
   readonly file: string
@@ -179,6 +189,26 @@ function crossCheck (cfg: RawConfig, doc: Document, lines: LineCounter, file: st
     if (names.has(r.name)) out.push(`${file}${lineOf(doc, lines, ['routes', i, 'name'])}: routes[${i}].name: ${r.name} is used by another route\n  example: name: ${r.name}-2`)
     names.add(r.name)
   })
+  cfg.admin.tokens.forEach((tk, i) => {
+    const at = `${file}${lineOf(doc, lines, ['admin', 'tokens', i])}: admin.tokens[${i}]`
+    if ((tk.token === undefined) === (tk.tokenFile === undefined)) {
+      out.push(`${at}: set exactly one of token and tokenFile\n  example: - { name: oncall, tokenFile: /etc/dualtrack/tokens/operator, role: operator }`)
+      return
+    }
+    if (tk.tokenFile !== undefined) {
+      // a relative path is relative to the config file, like a Kubernetes volume next to it
+      const path = resolve(dirname(file), tk.tokenFile)
+      try {
+        tk.token = readTokenFile(path)
+        tk.tokenFile = path
+      } catch (err) {
+        out.push(`${at}.tokenFile: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})\n  example: tokenFile: /etc/dualtrack/tokens/operator`)
+        return
+      }
+    }
+    const weak = tokenWeakness(tk.token as string)
+    if (weak !== undefined) out.push(`${at}.${tk.tokenFile !== undefined ? 'tokenFile' : 'token'}: the token of ${tk.name} ${weak}`)
+  })
   for (const [name, r] of Object.entries(cfg.rollouts)) {
     const both = r.force.new.filter((k) => r.force.legacy.includes(k))
     if (both.length > 0) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'force'])}: rollouts.${name}.force: ${both.join(', ')} is forced to both new and legacy\n  example: force: { new: [qa-user-1], legacy: [vip-42] }`)
@@ -203,7 +233,8 @@ function normalize (raw: RawConfig, file: string): Config {
       plan: plan && { steps: plan.steps, holdMs: parseDuration(plan.hold) }
     }
   }
-  return { ...raw, rollouts, file }
+  // crossCheck read every tokenFile into token
+  return { ...raw, admin: raw.admin as Config['admin'], rollouts, file }
 }
 
 function deepFreeze<T> (o: T): T {

@@ -96,7 +96,10 @@ export const RouteSchema = obj({
 
 const TokenSchema = obj({
   name: Type.String({ minLength: 1 }),
-  token: Type.String({ minLength: 16, examples: ['token: "${DUALTRACK_OPERATOR_TOKEN}"'] }),
+  /** the token itself (usually from the environment), or */
+  token: Type.Optional(Type.String({ minLength: 1, examples: ['token: "${DUALTRACK_OPERATOR_TOKEN}"'] })),
+  /** a file holding it (a mounted Secret): re-read when it changes, so a rotation needs no restart */
+  tokenFile: Type.Optional(Type.String({ minLength: 1, examples: ['tokenFile: /etc/dualtrack/tokens/operator'] })),
   role: Type.Unsafe<'operator' | 'viewer'>({ type: 'string', enum: ['operator', 'viewer'], examples: ['role: operator'] })
 }, '- { name: oncall, token: "${DUALTRACK_OPERATOR_TOKEN}", role: operator }')
 

@@ -1,9 +1,11 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
+import { randomBytes } from 'node:crypto'
 import { parseConfig } from '../../src/config/index.js'
 
-const env = { DUALTRACK_OPERATOR_TOKEN: 'o'.repeat(32), DUALTRACK_VIEWER_TOKEN: 'v'.repeat(32), REDIS_URL: 'redis://redis:6379' }
+// what `openssl rand -hex 32` makes, as the Secret's comment says
+const env = { DUALTRACK_OPERATOR_TOKEN: randomBytes(32).toString('hex'), DUALTRACK_VIEWER_TOKEN: randomBytes(32).toString('hex'), REDIS_URL: 'redis://redis:6379' }
 
 t.test('the Kubernetes ConfigMap holds a config the gateway accepts', async (t) => {
   const cm = parse(readFileSync('deploy/k8s/configmap.yaml', 'utf8')) as { data: Record<string, string> }
@@ -21,4 +23,11 @@ t.test('the compose config is accepted too', async (t) => {
   const c = parseConfig(readFileSync('deploy/compose/gateway.yaml', 'utf8'), 'deploy/compose/gateway.yaml', env)
   t.equal(c.backends.legacy.url, 'http://legacy:4001')
   t.equal(c.backends.new.url, 'http://new:4002')
+})
+
+t.test('the Secret applied unedited is refused: its placeholders are not tokens', async (t) => {
+  const secret = parse(readFileSync('deploy/k8s/secret.yaml', 'utf8')) as { stringData: Record<string, string> }
+  const cm = parse(readFileSync('deploy/k8s/configmap.yaml', 'utf8')) as { data: Record<string, string> }
+  t.throws(() => parseConfig(cm.data['gateway.yaml'] as string, 'gateway.yaml', { ...env, ...secret.stringData }),
+    /admin\.tokens\[0\]\.token: the token of oncall looks like a placeholder/)
 })
