@@ -1,9 +1,16 @@
 # syntax=docker/dockerfile:1
 # dualtrack gateway image: `docker build -t dualtrack:0.1.0 .`
 # run: docker run -p 8080:8080 -v $PWD/config/gateway.yaml:/etc/dualtrack/gateway.yaml:ro dualtrack:0.1.0
+#
+# the base is the current Node LTS (24; Node 20 reached end of life on 2026-04-30), pinned to an
+# exact release. Pin it by digest too where you build: resolve it once with
+#   docker buildx imagetools inspect node:24.22.3-bookworm-slim --format '{{json .Manifest.Digest}}'
+# and build with --build-arg NODE_IMAGE=node:24.22.3-bookworm-slim@sha256:<that digest>
+# (the registry is not reachable from where this file is tested, so no digest is written here)
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # ---- build: compile TypeScript to dist/ ----
-FROM node:20-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the root `prepare` script would run the build before the sources are copied;
@@ -14,12 +21,27 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# ---- runtime: production dependencies, compiled code, no compiler ----
-FROM node:20-bookworm-slim AS runtime
-ENV NODE_ENV=production
+# ---- production dependencies, installed with npm in a stage of their own ----
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts
+
+# ---- runtime: production dependencies, compiled code; no compiler, no npm ----
+FROM ${NODE_IMAGE} AS runtime
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="dualtrack" \
+      org.opencontainers.image.description="A gateway that moves users from a legacy transaction system to its replacement in sticky cohorts, with shadow traffic and an instant rollback" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${NODE_IMAGE}"
+ENV NODE_ENV=production
+# npm, npx and corepack are not needed to run the gateway: less code, fewer CVEs to track
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
+WORKDIR /app
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY config ./config
