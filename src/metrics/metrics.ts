@@ -1,13 +1,17 @@
 // Prometheus metrics (DESIGN.md §5) with prom-client. Labels come from config names and fixed sets
 // only, never from a user, an order or a raw path. The request path touches prepared label
 // children found through small Maps, so recording allocates nothing (bench/micro/metrics.js)
+import { readFileSync } from 'node:fs'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { KNOWN_METHODS, type BackendName } from '../config/index.js'
 import { REASONS, type Reason } from '../routing/index.js'
 import type { UpstreamErrorKind } from '../errors.js'
 
-/** transaction latencies: 5 ms to 10 s */
-export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+/** transaction latencies: 5 ms to 10 s, with bounds at 1.5 s and 2 s where guards' maxP99Ms usually sit */
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 5, 10]
+
+// the product's version, read once from the package.json two folders up (src/metrics or dist/metrics)
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 const ERROR_KINDS: readonly UpstreamErrorKind[] = ['timeout', 'connect', 'reset', 'bad_response']
 /** the sample-ratio window: 60 one-second slots */
 export const SAMPLE_WINDOW_S = 60
@@ -48,7 +52,7 @@ export interface Metrics {
   request (route: RouteSeries, backend: BackendName, method: string, status: number, seconds: number, error: UpstreamErrorKind | undefined): void
   decision (rollout: RolloutSeries, backend: BackendName, reason: Reason): void
   /** run-time state: percent per rollout, rollbacks, version */
-  state (rollouts: Readonly<Record<string, { percent: number, rollback: unknown }>>, version: number): void
+  state (rollouts: Readonly<Record<string, { percent: number, rollback: unknown, plan?: { step: number } | null }>>, version: number): void
   storeUp (kind: string, up: () => boolean): void
   reload (ok: boolean): void
   readonly shadow: {
@@ -71,6 +75,9 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   // with server.workers the primary aggregates the workers' registries: gauges say how (not a sum)
   const percent = new Gauge({ name: 'dualtrack_rollout_percent', help: 'Target share of keyed users on new, in percent', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
   const rollback = new Gauge({ name: 'dualtrack_rollback_active', help: '1 while the rollout is rolled back', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
+  new Gauge({ name: 'dualtrack_build_info', help: 'Always 1: the dualtrack version and the Node.js version this process runs', labelNames: ['version', 'node'], registers: [registry], aggregator: 'max' })
+    .labels(VERSION, process.version).set(1)
+  const planStep = new Gauge({ name: 'dualtrack_plan_step', help: 'The step of the ramp plan in force, counted from 1 (0: the plan has not started)', labelNames: ['rollout'], registers: [registry], aggregator: 'min' })
   const version = new Gauge({ name: 'dualtrack_state_version', help: 'Version of the run-time state this replica serves (the oldest worker\'s)', registers: [registry], aggregator: 'min' })
   let probe: { kind: string, up: () => boolean } | undefined
   new Gauge({
@@ -191,6 +198,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
         percent.labels(name).set(s.percent)
         expected.labels(name).set(s.percent / 100)
         rollback.labels(name).set(s.rollback ? 1 : 0)
+        if (s.plan !== undefined) planStep.labels(name).set(s.plan === null ? 0 : s.plan.step + 1)
       }
       version.set(v)
     },

@@ -103,3 +103,19 @@ t.test('admin.metricsAuth puts /metrics behind a token', async (t) => {
   t.equal((await scrape(gw.adminUrl)).status, 401)
   t.equal((await scrape(gw.adminUrl, VIEWER)).status, 200)
 })
+
+t.test('build info, the plan step and buckets that bracket guard thresholds', async (t) => {
+  const legacy = await startBackend('legacy', t)
+  const fresh = await startBackend('new', t)
+  const gw = await startGatewayFromYaml(basicYaml(legacy.url, fresh.url, {
+    top: TOKENS_YAML,
+    rollout: '    guard: { window: 60s, minRequests: 200, maxErrorRate: 0.5 }\n    plan: { steps: [5, 10, 25], hold: 10m }'
+  }), t)
+  await send(gw.url, '/api/orders', { 'x-user-id': 'qa-user-1' })
+  const m = parse((await scrape(gw.adminUrl)).text)
+  const version = (JSON.parse((await import('node:fs')).readFileSync('package.json', 'utf8')) as { version: string }).version
+  t.equal(m.get(`dualtrack_build_info{version="${version}",node="${process.version}"}`), 1, 'build info names both versions')
+  t.ok([...m.keys()].some((k) => /^dualtrack_plan_step\{rollout="checkout"\}$/.test(k)), 'the plan step of a rollout with a plan is exported')
+  t.equal(m.get('dualtrack_plan_step{rollout="checkout"}'), (gw.app.state.doc.rollouts.checkout?.plan?.step ?? -1) + 1, 'counted from 1, 0 before the first step')
+  for (const le of ['1.5', '2']) t.ok(m.has(`dualtrack_request_duration_seconds_bucket{le="${le}",route="orders",backend="new"}`), `a bucket at ${le} s`)
+})
