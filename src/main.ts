@@ -68,7 +68,7 @@ export async function startGateway (o: StartOptions): Promise<Running> {
     // the primary asks a worker to drain by message, not by signal: a Ctrl-C already signalled
     // the whole process group, and a second signal means "exit now"
     process.on('message', (m: unknown) => {
-      if ((m as { dt?: string } | null)?.dt === 'stop') void stop().then(() => process.exit(0))
+      if ((m as { dualtrack?: string } | null)?.dualtrack === 'stop') void stop().then(() => process.exit(0))
     })
     process.on('disconnect', () => { void stop().then(() => process.exit(0)) })
   }

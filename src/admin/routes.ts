@@ -160,9 +160,9 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
   })
 
   if (deps.metrics) {
-    const m = deps.metrics
+    const metrics = deps.metrics
     admin.get('/metrics', { onRequest: deps.config().admin.metricsAuth ? viewer : [] }, async (_req, reply) => {
-      return reply.header('content-type', m.contentType).send(await m.text())
+      return reply.header('content-type', metrics.contentType).send(await metrics.text())
     })
   }
 

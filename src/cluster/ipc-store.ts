@@ -7,9 +7,9 @@ import { DUALTRACK_ERR_IPC } from '../errors.js'
 
 export const IPC_TIMEOUT_MS = 5000
 
-export interface IpcRequest { readonly dt: 'req', readonly id: number, readonly call: string, readonly args: unknown[] }
-export interface IpcReply { readonly dt: 'res', readonly id: number, readonly ok: boolean, readonly value?: unknown, readonly error?: string }
-export interface IpcDoc { readonly dt: 'doc', readonly doc: StateDoc }
+export interface IpcRequest { readonly dualtrack: 'req', readonly id: number, readonly call: string, readonly args: unknown[] }
+export interface IpcReply { readonly dualtrack: 'res', readonly id: number, readonly ok: boolean, readonly value?: unknown, readonly error?: string }
+export interface IpcDoc { readonly dualtrack: 'doc', readonly doc: StateDoc }
 
 type Pending = { resolve: (v: unknown) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
 
@@ -24,8 +24,8 @@ function listen (): void {
   listening = true
   process.on('message', (m: unknown) => {
     const msg = m as IpcReply | IpcDoc
-    if (msg?.dt === 'doc') for (const fn of docListeners) fn(msg.doc)
-    else if (msg?.dt === 'res') {
+    if (msg?.dualtrack === 'doc') for (const fn of docListeners) fn(msg.doc)
+    else if (msg?.dualtrack === 'res') {
       const p = pending.get(msg.id)
       if (p === undefined) return
       pending.delete(msg.id)
@@ -48,7 +48,7 @@ export function callPrimary<T> (call: string, ...args: unknown[]): Promise<T> {
     }, IPC_TIMEOUT_MS)
     timer.unref()
     pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
-    process.send?.({ dt: 'req', id, call, args } satisfies IpcRequest)
+    process.send?.({ dualtrack: 'req', id, call, args } satisfies IpcRequest)
   })
 }
 

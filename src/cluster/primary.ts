@@ -37,7 +37,7 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
   let stopping = false
 
   const broadcast = (doc: StateDoc) => {
-    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ dt: 'doc', doc })
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ dualtrack: 'doc', doc })
   }
 
   const handle = async (req: IpcRequest): Promise<unknown> => {
@@ -63,10 +63,10 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
     byIndex.set(index, w)
     w.on('message', (m: unknown) => {
       const req = m as IpcRequest
-      if (req?.dt !== 'req') return
+      if (req?.dualtrack !== 'req') return
       handle(req).then(
-        (value) => { if (w.isConnected()) w.send({ dt: 'res', id: req.id, ok: true, value } satisfies IpcReply) },
-        (err: Error) => { if (w.isConnected()) w.send({ dt: 'res', id: req.id, ok: false, error: err.message } satisfies IpcReply) }
+        (value) => { if (w.isConnected()) w.send({ dualtrack: 'res', id: req.id, ok: true, value } satisfies IpcReply) },
+        (err: Error) => { if (w.isConnected()) w.send({ dualtrack: 'res', id: req.id, ok: false, error: err.message } satisfies IpcReply) }
       )
     })
     w.on('exit', (code, signal) => {
@@ -87,7 +87,7 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
         if (w.isDead()) return resolve()
         w.once('exit', () => resolve())
         // each worker drains (not ready, drain delay, finish in-flight) and exits on its own
-        if (w.isConnected()) w.send({ dt: 'stop' })
+        if (w.isConnected()) w.send({ dualtrack: 'stop' })
         else w.process.kill('SIGTERM')
       }))
       await Promise.all(exits)

@@ -135,7 +135,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   for (const r of ['success', 'failure']) reloads.labels(r).inc(0)
 
   const routes = new Map<string, RouteSeries>()
-  const m: Metrics = {
+  const metrics: Metrics = {
     registry,
     contentType: registry.contentType,
     route (name) {
@@ -194,7 +194,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     },
     state (live, v) {
       for (const [name, s] of Object.entries(live)) {
-        m.rollout(name)
+        metrics.rollout(name)
         percent.labels(name).set(s.percent)
         expected.labels(name).set(s.percent / 100)
         rollback.labels(name).set(s.rollback ? 1 : 0)
@@ -209,5 +209,5 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     affinity,
     text: () => registry.metrics()
   }
-  return m
+  return metrics
 }

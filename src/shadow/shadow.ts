@@ -57,7 +57,8 @@ interface RouteShadow {
   counts: { match: number, mismatch: number, error: number, dropped: number, noise: number }
   fieldCounts: Map<string, number>
   // prepared once per route: prom-client's labels() builds an object and hashes the labels per call
-  m: { total: Record<Result, { inc (): void }>, duration: Record<BackendName, { observe (v: number): void }>, fields: Map<string, { inc (): void }> }
+  // the prom-client children of this route, prepared once
+  series: { total: Record<Result, { inc (): void }>, duration: Record<BackendName, { observe (v: number): void }>, fields: Map<string, { inc (): void }> }
   budget: { second: number, left: number }
 }
 
@@ -125,14 +126,14 @@ export class Shadower {
         noise: old?.noise ?? createNoiseTracker(),
         counts: old?.counts ?? { match: 0, mismatch: 0, error: 0, dropped: 0, noise: 0 },
         fieldCounts: old?.fieldCounts ?? new Map(),
-        m: old?.m ?? this.#prepare(r.name),
+        series: old?.series ?? this.#prepare(r.name),
         budget: old?.budget ?? { second: 0, left: SAMPLES_PER_SECOND }
       })
     }
     for (const name of this.#routes.keys()) if (!seen.has(name)) this.#routes.delete(name)
   }
 
-  #prepare (route: string): RouteShadow['m'] {
+  #prepare (route: string): RouteShadow['series'] {
     const total = {} as Record<Result, { inc (): void }>
     for (const result of RESULTS) {
       const child = this.#metrics.shadow.total.labels(route, result)
@@ -170,7 +171,7 @@ export class Shadower {
     const rs = this.#routes.get(route)
     if (rs === undefined) return
     rs.counts.dropped++
-    rs.m.total.dropped.inc()
+    rs.series.total.dropped.inc()
     this.#log.debug({ route, why }, 'shadow copy dropped')
   }
 
@@ -190,11 +191,11 @@ export class Shadower {
       rs.inFlight--
       if (err !== null) {
         rs.counts.error++
-        rs.m.total.error.inc()
+        rs.series.total.error.inc()
         this.#log.debug({ route, backend: target, err: { message: err.message, code: (err as { code?: string }).code } }, 'shadow copy failed')
         return
       }
-      rs.m.duration[target].observe((performance.now() - started) / 1000)
+      rs.series.duration[target].observe((performance.now() - started) / 1000)
       if (answer === null) return this.drop(route, 'answer larger than maxBodyBytes')
       try {
         this.#judge(rs, req, primaryBackend, primary, target, answer, noiseRun)
@@ -216,23 +217,23 @@ export class Shadower {
       // fields that differ between two answers of one system are noise, not a migration bug
       if (!result.equal) rs.noise.observe(result.fields)
       rs.counts.noise++
-      rs.m.total.noise.inc()
+      rs.series.total.noise.inc()
       return
     }
     const { real } = rs.noise.filter(result.fields)
     if (result.equal || real.length === 0) {
       rs.counts.match++
-      rs.m.total.match.inc()
+      rs.series.total.match.inc()
       return
     }
     rs.counts.mismatch++
-    rs.m.total.mismatch.inc()
+    rs.series.total.mismatch.inc()
     for (const f of real) {
       const known = rs.fieldCounts.has(f)
       const label = known || rs.fieldCounts.size < MAX_FIELD_LABELS ? f : '(other)'
       rs.fieldCounts.set(label, (rs.fieldCounts.get(label) ?? 0) + 1)
-      let child = rs.m.fields.get(label)
-      if (child === undefined) { child = this.#metrics.shadow.fields.labels(route, label); rs.m.fields.set(label, child) }
+      let child = rs.series.fields.get(label)
+      if (child === undefined) { child = this.#metrics.shadow.fields.labels(route, label); rs.series.fields.set(label, child) }
       child.inc()
     }
     const second = Math.floor(Date.now() / 1000)
