@@ -35,6 +35,9 @@ export function baseConfig ({ port, adminPort, legacy, next, tmp }) {
 /** mode → what it changes on the base config; `needs` names the services it starts first */
 export const MODES = {
   dualtrack: { apply: () => {} },
+  // the same config served by another build of dualtrack (BENCH_BASELINE_CLI=/path/to/bin/dualtrack.js
+  // of a built checkout of an earlier commit): a refactor's cost, measured in the same run
+  'dualtrack-baseline': { cli: () => process.env.BENCH_BASELINE_CLI, apply: () => {} },
   'dualtrack-shadow': {
     // every GET copied to the other backend and compared
     copies: (scenario) => scenario.method === 'GET',
@@ -123,7 +126,9 @@ export function dualtrackCandidate (mode) {
     requires: MODES[mode].needs ?? [],
     copies: MODES[mode].copies,
     async start (ctx) {
-      if (!existsSync(CLI)) throw new Error(`${CLI} does not exist yet (the gateway is not built): candidate skipped`)
+      const cli = MODES[mode].cli ? MODES[mode].cli() : CLI
+      if (cli === undefined) throw new Error('BENCH_BASELINE_CLI is not set: candidate skipped')
+      if (!existsSync(cli)) throw new Error(`${cli} does not exist yet (the gateway is not built): candidate skipped`)
       const tmp = await mkdtemp(join(tmpdir(), `dualtrack-bench-${mode}-`))
       const services = []
       const cleanup = async () => {
@@ -152,7 +157,7 @@ export function dualtrackCandidate (mode) {
           const proc = startProcess({
             name: mode,
             cmd: process.execPath,
-            args: [CLI, 'start', '--config', file],
+            args: [cli, 'start', '--config', file],
             cpu: MODES[mode].cpu ?? ctx.settings.proxyCpu,
             cwd: tmp,
             env: { ...process.env, NODE_ENV: 'production', ...(MODES[mode].env ?? {}) },

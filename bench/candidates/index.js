@@ -10,6 +10,7 @@ export const CANDIDATES = [
   nodeBaseline('fastify-http-proxy', 'fastify-http-proxy.js'),
   nodeBaseline('undici-minimal', 'undici-minimal.js'),
   dualtrackCandidate('dualtrack'),
+  dualtrackCandidate('dualtrack-baseline'),
   dualtrackCandidate('dualtrack-shadow'),
   dualtrackCandidate('dualtrack-redis'),
   dualtrackCandidate('dualtrack-affinity'),
