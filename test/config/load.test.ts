@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { parseConfig, loadConfigFile, resolveConfigPath } from '../../src/config/index.js'
 
 const GOOD = `
@@ -82,7 +83,7 @@ t.test('--config beats DUALTRACK_CONFIG beats the default', async (t) => {
 })
 
 t.test('the shipped example configs are valid', async (t) => {
-  const g = loadConfigFile('config/gateway.yaml', { DUALTRACK_OPERATOR_TOKEN: 'o'.repeat(32), DUALTRACK_VIEWER_TOKEN: 'v'.repeat(32) })
+  const g = loadConfigFile('config/gateway.yaml', { DUALTRACK_OPERATOR_TOKEN: randomBytes(32).toString('hex'), DUALTRACK_VIEWER_TOKEN: randomBytes(32).toString('hex') })
   t.equal(g.rollouts.checkout?.percent, 5)
   const d = loadConfigFile('config/demo.yaml', {})
   t.ok(d.routes.length >= 2)
