@@ -109,14 +109,15 @@ routes:
   const c = parseConfig(yaml('xml:out_trade_no, "json:$.resource.purchase_units[0].reference_id"', 'xml:orderId, "json:$.data[0].id"'), 'p.yaml', {})
   t.same(c.rollouts.checkout?.affinity?.lookup, ['xml:out_trade_no', 'json:$.resource.purchase_units[0].reference_id'])
   t.same(c.rollouts.checkout?.affinity?.learn, ['xml:orderId', 'json:$.data[0].id'])
-  for (const [lookup, learn, field] of [
+  const bad: [string, string, string][] = [
     ['"xml:"', 'json:$.orderId', 'lookup[0]'],
     ['xml:1abc', 'json:$.orderId', 'lookup[0]'],
     ['xml:wx:out_trade_no', 'json:$.orderId', 'lookup[0]'],
     ['"json:$.a[x]"', 'json:$.orderId', 'lookup[0]'],
     ['"json:$.a[-1]"', 'json:$.orderId', 'lookup[0]'],
     ['form:a', '"json:$.a["', 'learn[0]']
-  ]) {
-    t.throws(() => parseConfig(yaml(lookup as string, learn), 'p.yaml', {}), { message: new RegExp(`p\\.yaml:\\d+:\\d+: rollouts\\.checkout\\.affinity\\.${field.replace(/[[\]]/g, '\\$&')}: must match pattern`) }, `${lookup} / ${learn}`)
+  ]
+  for (const [lookup, learn, field] of bad) {
+    t.throws(() => parseConfig(yaml(lookup, learn), 'p.yaml', {}), { message: new RegExp(`p\\.yaml:\\d+:\\d+: rollouts\\.checkout\\.affinity\\.${field.replace(/[[\]]/g, '\\$&')}: must match pattern`) }, `${lookup} / ${learn}`)
   }
 })
