@@ -126,8 +126,9 @@ t.test('hostile XML is never expanded or fetched, is bounded, and is still route
     ['external DTD', `<!DOCTYPE xml SYSTEM "${sink.url}/dtd"><xml><out_trade_no>${id}</out_trade_no></xml>`],
     ['parameter entities', `<!DOCTYPE xml [<!ENTITY % p SYSTEM "${sink.url}/p"> %p;]><xml><out_trade_no>${id}</out_trade_no></xml>`],
     ['an undeclared entity before the id', `<xml><attach>&lol9;</attach><out_trade_no>${id}</out_trade_no></xml>`],
-    ['10,000 nested elements', '<xml>' + '<a>'.repeat(10_000) + 'x' + '</a>'.repeat(10_000) + '</xml>'],
-    ['10,000 unclosed nested elements', '<xml>' + '<a>'.repeat(10_000)],
+    ['10,000 nested elements', '<xml>' + '<a>'.repeat(10_000) + `<out_trade_no>${id}</out_trade_no>` + '</a>'.repeat(10_000) + '</xml>'],
+    ['10,000 unclosed nested elements', '<xml>' + '<a>'.repeat(10_000) + `<out_trade_no>${id}</out_trade_no>`],
+    ['10,000 flat elements before the id', '<xml>' + '<a/>'.repeat(10_000) + `<out_trade_no>${id}</out_trade_no></xml>`],
     ['2 MB body (over maxBodyBytes: not read)', Buffer.concat([Buffer.from(`<xml><out_trade_no>${id}</out_trade_no><pad>`), Buffer.alloc(2 * 1024 * 1024, 'x'), Buffer.from('</pad></xml>')])]
   ]
   const rssBefore = process.resourceUsage().maxRSS

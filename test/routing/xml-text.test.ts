@@ -1,5 +1,5 @@
 import t from 'tap'
-import { compileXmlText, isXmlType } from '../../src/routing/xml-text.js'
+import { compileXmlText, isXmlType, MAX_XML_ELEMENTS } from '../../src/routing/xml-text.js'
 import { compileLearn, compileLookup, compileJsonPath } from '../../src/routing/order-id.js'
 import { parseConfig } from '../../src/config/index.js'
 
@@ -38,14 +38,22 @@ t.test('DTDs, entities and broken documents are refused, never expanded', async 
   t.same(outTradeNo(LAUGHS), { outcome: 'doctype' }, 'billion laughs: refused at the DOCTYPE')
   t.same(outTradeNo(XXE), { outcome: 'doctype' }, 'external entity: refused at the DOCTYPE')
   t.same(outTradeNo('<!DOCTYPE xml><xml><out_trade_no>A</out_trade_no></xml>'), { outcome: 'doctype' }, 'any DOCTYPE at all')
+  t.same(outTradeNo('<xml><out_trade_no>A</out_trade_no><!DOCTYPE xml></xml>'), { outcome: 'doctype' }, 'anywhere in the body')
+  t.same(outTradeNo('<!DOCTYPE xml [' + '<!ENTITY e "x">'.repeat(4000) + ']><xml/>'), { outcome: 'doctype' }, 'a large internal subset')
   t.same(outTradeNo('<xml><out_trade_no>&xxe;</out_trade_no></xml>'), { outcome: 'malformed' }, 'an undefined entity')
   t.same(outTradeNo('<xml><a></b><out_trade_no>A</out_trade_no></xml>'), { outcome: 'malformed' }, 'a mismatched tag before the match')
   t.same(outTradeNo('out_trade_no=F-1&x=2'), { outcome: 'malformed' }, 'not XML')
   t.same(outTradeNo('{"out_trade_no":"J-1"}'), { outcome: 'malformed' })
-  // deep nesting: the tag stack is an array, so 100,000 levels cost no call stack
-  const deep = '<a>'.repeat(100_000) + '<out_trade_no>D-1</out_trade_no>' + '</a>'.repeat(100_000)
-  t.same(outTradeNo(deep), { outcome: 'found', text: 'D-1' })
-  t.same(outTradeNo('<a>'.repeat(100_000)), { outcome: 'absent' }, 'unclosed nesting with no match')
+  // deep nesting: the tag stack is an array, so depth costs no call stack; and the scan gives up
+  // after MAX_XML_ELEMENTS elements, nested or not
+  const deep = (n: number) => '<a>'.repeat(n) + '<out_trade_no>D-1</out_trade_no>' + '</a>'.repeat(n)
+  t.same(outTradeNo(deep(MAX_XML_ELEMENTS)), { outcome: 'found', text: 'D-1' }, `${MAX_XML_ELEMENTS} levels deep`)
+  t.same(outTradeNo(deep(MAX_XML_ELEMENTS + 1)), { outcome: 'too-many-elements' })
+  t.same(outTradeNo(deep(100_000)), { outcome: 'too-many-elements' }, '100,000 levels')
+  t.same(outTradeNo('<a>'.repeat(100_000) + '<out_trade_no>'), { outcome: 'too-many-elements' }, 'unclosed nesting')
+  t.same(outTradeNo('<a>'.repeat(100_000)), { outcome: 'absent' }, 'a body that never names the element is not parsed')
+  t.same(outTradeNo('<xml>' + '<a>x</a>'.repeat(20_000) + '<out_trade_no>F</out_trade_no></xml>'), { outcome: 'too-many-elements' }, 'flat')
+  t.same(outTradeNo('<xml>' + '<a>x</a>'.repeat(500) + '<out_trade_no>F</out_trade_no></xml>'), { outcome: 'found', text: 'F' })
 })
 
 t.test('xml content types', async (t) => {
