@@ -7,6 +7,7 @@ import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { startBackend, type TestBackend } from '../helpers/backend.js'
 import { startGatewayFromYaml, type TestGateway } from '../helpers/gateway.js'
+import { parse } from 'yaml'
 import { startDemoBackend } from '../../src/demo/index.js'
 
 const DIR = join(import.meta.dirname, '..', 'fixtures', 'payment-callbacks')
@@ -14,8 +15,11 @@ interface Sample { provider: string, file: string, path: string, contentType: st
 const SAMPLES = JSON.parse(readFileSync(join(DIR, 'index.json'), 'utf8')) as Sample[]
 const fixture = (file: string) => readFileSync(join(DIR, file), 'utf8')
 
-// the README's recipes, all on one rollout (a shop takes several channels at once)
-const LOOKUP = ['path:/api/orders/:orderId', ...SAMPLES.map((s) => s.lookup), 'json:$.orderId']
+// the README's recipe, as written there: every channel on one rollout (a shop takes several at once)
+const README = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8')
+const SECTION = README.slice(README.indexOf('\n## Payment channels'), README.indexOf('\n## ', README.indexOf('\n## Payment channels') + 1))
+const RECIPE = parse(/```yaml\n([\s\S]*?)```/.exec(SECTION)?.[1] ?? '') as { rollouts: { checkout: { affinity: { lookup: string[] } } } }
+const LOOKUP = RECIPE.rollouts.checkout.affinity.lookup
 
 function yaml (legacy: string, fresh: string) {
   return `
@@ -77,6 +81,16 @@ async function send (gw: TestGateway, path: string, body: string | Buffer, conte
   await r.body.dump()
   return { status: r.statusCode, backend: r.headers['x-dualtrack-backend'], reason: r.headers['x-dualtrack-reason'] }
 }
+
+t.test('the README names every provider with its tested lookup line and sample', async (t) => {
+  t.ok(SECTION.length > 100, 'README has a Payment channels section')
+  for (const s of SAMPLES) {
+    t.ok(LOOKUP.includes(s.lookup), `${s.provider}: ${s.lookup} is in the README's lookup list`)
+    const row = SECTION.split('\n').find((l) => l.startsWith(`| ${s.provider} `))
+    t.ok(row?.includes(`\`${s.lookup}\``) && row.includes(`(test/fixtures/payment-callbacks/${s.file})`), `${s.provider}: its table row names the lookup and links the sample`)
+    t.ok(SECTION.includes(s.path), `${s.provider}: the README's sample callback is the tested one (${s.path})`)
+  }
+})
 
 t.test('each provider\'s callback reaches the system that owns its order; an unknown id falls through', async (t) => {
   const { legacy, fresh, gw } = await setUp(t)
