@@ -3,5 +3,4 @@ export { compileKeySource, compileKeySources, readCookie, readQuery, readJwtClai
 export { compileRouteTable, pathOf, type RouteSpec, type RouteTable } from './route-table.js'
 export { compileRollout, applyLive, decide, decideInto, explainKey, REASONS, type Decision, type Reason, type RolloutLive, type RollbackMode, type CompiledRollout } from './decide.js'
 export { Router, type CompiledRoute } from './router.js'
-export { compileLookup, compileLearn, compileJsonPath, MAX_ORDER_ID_LENGTH, type CompiledLookup, type LookupReader, type LearnReader, type JsonStep } from './order-id.js'
-export { compileXmlText, isXmlType, type XmlScan } from './xml-text.js'
+export { compileLookup, compileLearn, MAX_ORDER_ID_LENGTH, type CompiledLookup, type LookupReader, type LearnReader } from './order-id.js'

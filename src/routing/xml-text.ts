@@ -1,10 +1,11 @@
 // `xml:NAME` order ids: the text of the first element with that local name, from a streaming,
-// non-validating scan (saxes) that stops at the end of that element. A body with a DOCTYPE is
-// refused before anything in it is read, and saxes knows only the five predefined entities and
-// character references, so nothing is ever expanded or fetched (no XXE, no billion laughs); an
-// undefined entity or any other well-formedness error before the match refuses the body too.
-// The body is bounded by the caller (affinity.maxBodyBytes); the tag stack is an array, not
-// recursion, so deep nesting costs memory linear in the (bounded) body and no stack
+// non-validating scan (saxes) that stops at the end of that element. A body with a DOCTYPE anywhere
+// is refused before it is parsed, and saxes knows only the five predefined entities and character
+// references, so nothing is ever expanded or fetched (no XXE, no billion laughs); an undefined
+// entity or any other well-formedness error before the match refuses the body too. The caller
+// bounds the body (affinity.maxBodyBytes), this file the work: a body that never spells the name
+// is not parsed, and the scan gives up after MAX_XML_ELEMENTS elements (the tag stack is an
+// array, not recursion: depth costs no call stack)
 import { SaxesParser, type SaxesTagPlain } from 'saxes'
 
 /** what a scan found: the element's text, or why there is none */
