@@ -85,6 +85,7 @@ try:
   curl -si ${g}/api/whoami                                # no key: unkeyed, legacy
   curl -s  ${g}/api/orders -H 'x-user-id: alice' -H 'content-type: application/json' -d '{"items":[{"sku":"tea","qty":2,"price":9.5}]}'
   curl -s  ${g}/api/payments/notify -d 'out_trade_no=<orderId from above>'
+  curl -s  ${g}/api/payments/notify -H 'content-type: text/xml' -d '<xml><out_trade_no><![CDATA[<orderId from above>]]></out_trade_no></xml>'   # WeChat Pay v2 style
 
 Ctrl-C stops everything.
 `)

@@ -16,8 +16,11 @@ const Duration = (example: string) => Type.Union([
 // where a cohort key, a region or an order id is read from
 const KEY_SOURCE = '^(header|cookie|query|jwt):[A-Za-z0-9_.!#$%&\'*+^`|~-]+$'
 const KeySource = Type.String({ pattern: KEY_SOURCE, examples: ['header:x-user-id'] })
-const AFFINITY_LEARN = '^(json:\\$(\\.[A-Za-z0-9_-]+)+|header:[A-Za-z0-9_-]+)$'
-const AFFINITY_LOOKUP = '^(json:\\$(\\.[A-Za-z0-9_-]+)+|header:[A-Za-z0-9_-]+|form:[A-Za-z0-9_.-]+|query:[A-Za-z0-9_.-]+|path:/.*:[A-Za-z][A-Za-z0-9_]*.*)$'
+// json:$.a[0].b (keys and array indexes); xml:NAME (an element's local name, ASCII)
+const JSON_PATH = 'json:\\$(\\.[A-Za-z0-9_-]+|\\[(0|[1-9][0-9]{0,5})\\])+'
+const XML_NAME = 'xml:[A-Za-z_][A-Za-z0-9_.-]*'
+const AFFINITY_LEARN = `^(${JSON_PATH}|${XML_NAME}|header:[A-Za-z0-9_-]+)$`
+const AFFINITY_LOOKUP = `^(${JSON_PATH}|${XML_NAME}|header:[A-Za-z0-9_-]+|form:[A-Za-z0-9_.-]+|query:[A-Za-z0-9_.-]+|path:/.*:[A-Za-z][A-Za-z0-9_]*.*)$`
 
 const obj = <T extends Record<string, TSchema>>(props: T, example: string, extra: Record<string, unknown> = {}) =>
   Type.Object(props, { additionalProperties: false, examples: [example], ...extra })
@@ -64,8 +67,8 @@ export const RolloutSchema = obj({
     legacy: Type.Array(Type.String({ minLength: 1 }), { default: [] })
   }, 'force: { new: [qa-user-1], legacy: [vip-42] }', { default: {} }),
   affinity: Type.Optional(obj({
-    learn: Type.Array(Type.String({ pattern: AFFINITY_LEARN }), { default: [], examples: ['learn: [json:$.orderId, header:location]'] }),
-    lookup: Type.Array(Type.String({ pattern: AFFINITY_LOOKUP }), { default: [], examples: ['lookup: [path:/api/orders/:orderId, form:out_trade_no]'] }),
+    learn: Type.Array(Type.String({ pattern: AFFINITY_LEARN }), { default: [], examples: ['learn: [json:$.orderId, json:$.data[0].id, xml:orderId, header:location]'] }),
+    lookup: Type.Array(Type.String({ pattern: AFFINITY_LOOKUP }), { default: [], examples: ['lookup: [path:/api/orders/:orderId, form:out_trade_no, xml:out_trade_no, json:$.resource.purchase_units[0].reference_id]'] }),
     ttl: Duration('ttl: 30d'),
     maxEntries: Type.Integer({ minimum: 1, default: 1_000_000, examples: ['maxEntries: 1000000'] }),
     maxBodyBytes: Type.Integer({ minimum: 1, default: 65_536, examples: ['maxBodyBytes: 65536'] })

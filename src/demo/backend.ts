@@ -3,6 +3,7 @@
 import http from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
+import { SaxesParser } from 'saxes'
 
 export interface DemoBackend {
   readonly name: string
@@ -58,6 +59,14 @@ export async function startDemoBackend (name: string, port = 0, host = '127.0.0.
       if (req.method === 'POST' && (p === '/api/payments' || p === '/api/payments/notify')) {
         const orderId = String(parsed.orderId ?? parsed.out_trade_no ?? '')
         const o = orders.get(orderId)
+        // a WeChat-Pay-v2-style notification is answered in its own XML
+        if (isXml(req.headers['content-type'])) {
+          const ok = o !== undefined
+          if (ok && !dryRun) o.status = 'paid'
+          const s = `<xml><return_code><![CDATA[${ok ? 'SUCCESS' : 'FAIL'}]]></return_code><return_msg><![CDATA[${ok ? 'OK' : 'order not found'}]]></return_msg></xml>`
+          res.writeHead(ok ? 200 : 404, { 'content-type': 'text/xml; charset=utf-8', 'content-length': Buffer.byteLength(s) })
+          return res.end(s)
+        }
         if (!o) return send(404, { system: name, error: 'order not found', orderId })
         if (!dryRun) o.status = p.endsWith('notify') ? 'paid' : 'paying'
         return send(200, { system: name, orderId, status: p.endsWith('notify') ? 'paid' : 'paying', dryRun })
@@ -79,9 +88,36 @@ export async function startDemoBackend (name: string, port = 0, host = '127.0.0.
   }
 }
 
+const isXml = (ct: string | undefined) => ct !== undefined && (ct.includes('/xml') || ct.includes('+xml'))
+
+// a WeChat-Pay-v2-style body, <xml><out_trade_no><![CDATA[...]]></out_trade_no>...</xml>, as the
+// fields under its root (what WeChat's SDKs make of it); saxes expands no entity and reads no DTD
+function xmlFields (text: string): Record<string, string> {
+  const fields: Record<string, string> = {}
+  let depth = 0
+  let value = ''
+  const parser = new SaxesParser({ xmlns: false, position: false })
+  parser.on('opentag', () => { depth++; value = '' })
+  parser.on('text', (t) => { value += t })
+  parser.on('cdata', (t) => { value += t })
+  parser.on('closetag', (tag) => {
+    if (depth === 2 && !Object.hasOwn(fields, tag.name)) Object.defineProperty(fields, tag.name, { value: value.trim(), enumerable: true })
+    depth--
+  })
+  parser.on('doctype', () => { throw new Error('no DTDs') })
+  try {
+    parser.write(text).close()
+  } catch {
+    return {}
+  }
+  return fields
+}
+
 function parse (text: string, contentType: string | undefined): Record<string, unknown> {
   if (text === '') return {}
   if (contentType?.includes('application/x-www-form-urlencoded')) return Object.fromEntries(new URLSearchParams(text))
+  // WeChat Pay v2: <xml><out_trade_no><![CDATA[...]]></out_trade_no>...</xml>
+  if (isXml(contentType)) return xmlFields(text)
   try {
     const v = JSON.parse(text) as unknown
     return v !== null && typeof v === 'object' ? v as Record<string, unknown> : {}

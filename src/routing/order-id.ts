@@ -2,6 +2,7 @@
 // Pure functions compiled once per rollout; every reader answers a string or undefined, never throws
 import type { RequestView } from './cohort-key.js'
 import { readQuery } from './cohort-key.js'
+import { compileXmlText, isXmlType } from './xml-text.js'
 
 export const MAX_ORDER_ID_LENGTH = 256
 
@@ -23,18 +24,48 @@ function ok (v: unknown): string | undefined {
   return s.length === 0 || s.length > MAX_ORDER_ID_LENGTH ? undefined : s
 }
 
-function jsonPath (spec: string): string[] {
-  // json:$.a.b -> ['a', 'b']
-  return spec.slice('json:$.'.length).split('.')
+/** one step of a compiled json: path: an object key or an array index */
+export type JsonStep = string | number
+
+const JSON_STEP = /\.([A-Za-z0-9_-]+)|\[(0|[1-9][0-9]{0,5})\]/y
+
+/** json:$.a[0].b -> ['a', 0, 'b'], once at load; throws on anything else (the schema refused it before) */
+export function compileJsonPath (spec: string): JsonStep[] {
+  const path = spec.startsWith('json:') ? spec.slice('json:'.length) : spec
+  if (!path.startsWith('$') || path.length === 1) throw new TypeError(`not a json path: ${spec}`)
+  const steps: JsonStep[] = []
+  JSON_STEP.lastIndex = 1
+  while (JSON_STEP.lastIndex < path.length) {
+    const at = JSON_STEP.lastIndex
+    const m = JSON_STEP.exec(path)
+    if (m === null) throw new TypeError(`not a json path: ${spec} (at "${path.slice(at)}")`)
+    steps.push(m[1] !== undefined ? m[1] : Number(m[2]))
+  }
+  return steps
 }
 
-function dig (value: unknown, keys: readonly string[]): unknown {
+function dig (value: unknown, steps: readonly JsonStep[]): unknown {
   let v = value
-  for (const k of keys) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined
-    v = (v as Record<string, unknown>)[k]
+  for (const k of steps) {
+    if (v === null || typeof v !== 'object') return undefined
+    if (typeof k === 'number') {
+      if (!Array.isArray(v) || k >= v.length) return undefined
+      v = v[k] as unknown
+    } else {
+      // own keys only: "constructor" or "__proto__" name no order
+      if (Array.isArray(v) || !Object.hasOwn(v, k)) return undefined
+      v = (v as Record<string, unknown>)[k]
+    }
   }
   return v
+}
+
+// the text of an xml: element may carry whitespace around the id; longer is not an id
+const MAX_XML_TEXT = MAX_ORDER_ID_LENGTH * 4
+
+function xmlReader (name: string): (body: Buffer) => string | undefined {
+  const scan = compileXmlText(name, MAX_XML_TEXT)
+  return (body) => ok(scan(body).text)
 }
 
 // parsed bodies are memoised per buffer: several json: sources read one parse
@@ -89,8 +120,13 @@ export function compileLookup (specs: readonly string[]): CompiledLookup {
       }
       case 'json': {
         needsBody = true
-        const keys = jsonPath(spec)
-        return (_req, _path, body, ct) => body === undefined || (ct !== undefined && !ct.includes('json')) ? undefined : ok(dig(parseJson(body), keys))
+        const steps = compileJsonPath(spec)
+        return (_req, _path, body, ct) => body === undefined || (ct !== undefined && !ct.includes('json')) ? undefined : ok(dig(parseJson(body), steps))
+      }
+      case 'xml': {
+        needsBody = true
+        const read = xmlReader(name)
+        return (_req, _path, body, ct) => body === undefined || (ct !== undefined && !isXmlType(ct)) ? undefined : read(body)
       }
       case 'form': {
         needsBody = true
@@ -187,16 +223,25 @@ export function scanTopLevel (body: Buffer, key: string): string | undefined | n
 export function compileLearn (specs: readonly string[]): LearnReader {
   const readers: LearnReader[] = specs.map((spec) => {
     if (spec.startsWith('json:')) {
-      const keys = jsonPath(spec)
-      if (keys.length === 1) {
-        const key = keys[0] as string
+      const steps = compileJsonPath(spec)
+      const first = steps[0]
+      if (steps.length === 1 && typeof first === 'string') {
         return (_h, body) => {
           if (body === undefined) return undefined
-          const v = scanTopLevel(body, key)
-          return v === null ? ok(dig(parseJson(body), keys)) : v
+          const v = scanTopLevel(body, first)
+          return v === null ? ok(dig(parseJson(body), steps)) : v
         }
       }
-      return (_h, body) => body === undefined ? undefined : ok(dig(parseJson(body), keys))
+      return (_h, body) => body === undefined ? undefined : ok(dig(parseJson(body), steps))
+    }
+    if (spec.startsWith('xml:')) {
+      const read = xmlReader(spec.slice('xml:'.length))
+      return (h, body) => {
+        if (body === undefined) return undefined
+        const ct = h['content-type']
+        const type = Array.isArray(ct) ? ct[0] : ct
+        return type !== undefined && !isXmlType(type) ? undefined : read(body)
+      }
     }
     const name = spec.slice('header:'.length).toLowerCase()
     return (h) => {
