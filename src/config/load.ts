@@ -7,6 +7,7 @@ import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, type
 import { ConfigSchema, type RawConfig, type RawRollout } from './schema.js'
 import { parseDuration } from './duration.js'
 import { readTokenFile, tokenWeakness } from './tokens.js'
+import { checkIdPatterns, type IdPatternsConfig } from './id-patterns.js'
 import { DUALTRACK_ERR_CONFIG_ENV, DUALTRACK_ERR_CONFIG_INVALID, DUALTRACK_ERR_CONFIG_NOT_FOUND, DUALTRACK_ERR_CONFIG_SYNTAX } from '../errors.js'
 
 export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml'
@@ -17,6 +18,7 @@ export interface AffinityConfig {
   readonly ttlMs: number
   readonly maxEntries: number
   readonly maxBodyBytes: number
+  readonly idPatterns?: IdPatternsConfig | undefined
 }
 export interface GuardConfig {
   readonly windowMs: number
@@ -25,6 +27,7 @@ export interface GuardConfig {
   readonly maxErrorRateDelta?: number | undefined
   readonly maxP99Ms?: number | undefined
   readonly maxP99Ratio?: number | undefined
+  readonly rollbackMode: 'drain' | 'hard'
 }
 export interface PlanConfig { readonly steps: readonly number[], readonly holdMs: number }
 export type RolloutConfig = Readonly<Omit<RawRollout, 'affinity' | 'guard' | 'plan' | 'salt'>> & {
@@ -209,10 +212,21 @@ function crossCheck (cfg: RawConfig, doc: Document, lines: LineCounter, file: st
     const weak = tokenWeakness(tk.token as string)
     if (weak !== undefined) out.push(`${at}.${tk.tokenFile !== undefined ? 'tokenFile' : 'token'}: the token of ${tk.name} ${weak}`)
   })
+  const peers = cfg.state.peers
+  if (peers !== undefined && (peers.urls === undefined) === (peers.dns === undefined)) {
+    out.push(`${file}${lineOf(doc, lines, ['state', 'peers'])}: state.peers: give either urls or dns (one of them)\n  example: peers: { dns: "dualtrack-peers.payments.svc.cluster.local:9090", timeoutMs: 50 }`)
+  }
   for (const [name, r] of Object.entries(cfg.rollouts)) {
     const both = r.force.new.filter((k) => r.force.legacy.includes(k))
     if (both.length > 0) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'force'])}: rollouts.${name}.force: ${both.join(', ')} is forced to both new and legacy\n  example: force: { new: [qa-user-1], legacy: [vip-42] }`)
     if (r.plan && !r.guard) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'plan'])}: rollouts.${name}.plan: a plan needs a guard to judge each step\n  example: guard: { window: 60s, minRequests: 200, maxErrorRate: 0.02 }`)
+    const ids = r.affinity?.idPatterns
+    if (ids !== undefined) {
+      for (const p of checkIdPatterns(ids)) {
+        const at = ['rollouts', name, 'affinity', 'idPatterns', ...(p.field ? [p.field] : [])]
+        out.push(`${file}${lineOf(doc, lines, at)}: ${at.join('.')}: ${p.message}${p.message.includes('example:') ? '' : '\n  example: idPatterns: { new: "^NW-", legacy: "^LG-" }'}`)
+      }
+    }
     if (r.plan) {
       const s = r.plan.steps
       if (s.some((v, i) => i > 0 && v <= (s[i - 1] as number))) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'plan', 'steps'])}: rollouts.${name}.plan.steps: must rise step by step\n  example: steps: [5, 10, 25, 50, 100]`)
@@ -228,7 +242,7 @@ function normalize (raw: RawConfig, file: string): Config {
     rollouts[name] = {
       ...rest,
       salt: salt ?? name,
-      affinity: affinity && { learn: affinity.learn, lookup: affinity.lookup, ttlMs: parseDuration(affinity.ttl), maxEntries: affinity.maxEntries, maxBodyBytes: affinity.maxBodyBytes },
+      affinity: affinity && { learn: affinity.learn, lookup: affinity.lookup, ttlMs: parseDuration(affinity.ttl), maxEntries: affinity.maxEntries, maxBodyBytes: affinity.maxBodyBytes, idPatterns: affinity.idPatterns },
       guard: guard && { ...guard, windowMs: parseDuration(guard.window) },
       plan: plan && { steps: plan.steps, holdMs: parseDuration(plan.hold) }
     }

@@ -71,7 +71,12 @@ export const RolloutSchema = obj({
     lookup: Type.Array(Type.String({ pattern: AFFINITY_LOOKUP }), { default: [], examples: ['lookup: [path:/api/orders/:orderId, form:out_trade_no, xml:out_trade_no, json:$.resource.purchase_units[0].reference_id]'] }),
     ttl: Duration('ttl: 30d'),
     maxEntries: Type.Integer({ minimum: 1, default: 1_000_000, examples: ['maxEntries: 1000000'] }),
-    maxBodyBytes: Type.Integer({ minimum: 1, default: 65_536, examples: ['maxBodyBytes: 65536'] })
+    maxBodyBytes: Type.Integer({ minimum: 1, default: 65_536, examples: ['maxBodyBytes: 65536'] }),
+    /** where the two systems' ids differ in form: the owner from the id alone, no store call */
+    idPatterns: Type.Optional(obj({
+      new: Type.Optional(Type.String({ minLength: 1, examples: ['new: "^NW-"'] })),
+      legacy: Type.Optional(Type.String({ minLength: 1, examples: ['legacy: "^LG-"'] }))
+    }, 'idPatterns: { new: "^NW-", legacy: "^LG-" }', { minProperties: 1 }))
   }, 'affinity: { learn: [json:$.orderId], lookup: [form:out_trade_no], ttl: 30d }')),
   guard: Type.Optional(obj({
     window: Duration('window: 60s'),
@@ -79,7 +84,9 @@ export const RolloutSchema = obj({
     maxErrorRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     maxErrorRateDelta: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     maxP99Ms: Type.Optional(Type.Number({ minimum: 0 })),
-    maxP99Ratio: Type.Optional(Type.Number({ minimum: 1 }))
+    maxP99Ratio: Type.Optional(Type.Number({ minimum: 1 })),
+    /** drain: orders new owns keep reaching it; hard: everything to legacy (only where data is shared) */
+    rollbackMode: Type.Unsafe<'drain' | 'hard'>({ type: 'string', enum: ['drain', 'hard'], default: 'drain', examples: ['rollbackMode: drain'] })
   }, 'guard: { window: 60s, minRequests: 200, maxErrorRate: 0.02 }')),
   plan: Type.Optional(obj({
     steps: Type.Array(PercentSchema, { minItems: 1, examples: ['steps: [5, 10, 25, 50, 100]'] }),
@@ -137,7 +144,14 @@ export const ConfigSchema = obj({
     redis: obj({
       url: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379', examples: ['url: "${REDIS_URL:-redis://127.0.0.1:6379}"'] }),
       prefix: Type.String({ default: 'dualtrack:' })
-    }, 'redis: { url: "redis://127.0.0.1:6379", prefix: "dualtrack:" }', { default: {} })
+    }, 'redis: { url: "redis://127.0.0.1:6379", prefix: "dualtrack:" }', { default: {} }),
+    /** the other replicas' admin listeners, asked for an order's owner while the store is down */
+    peers: Type.Optional(obj({
+      urls: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[^\\s/]+/?$', examples: ['urls: ["http://10.0.0.2:9090"]'] }), { minItems: 1, examples: ['urls: ["http://10.0.0.2:9090"]'] })),
+      dns: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.-]+:[0-9]{1,5}$', examples: ['dns: "dualtrack-peers.payments.svc.cluster.local:9090"'] })),
+      token: Type.Optional(Type.String({ minLength: 16, examples: ['token: "${DUALTRACK_PEER_TOKEN}"'] })),
+      timeoutMs: Type.Integer({ minimum: 1, maximum: 5_000, default: 50, examples: ['timeoutMs: 50'] })
+    }, 'peers: { dns: "dualtrack-peers.payments.svc.cluster.local:9090", token: "${DUALTRACK_PEER_TOKEN}", timeoutMs: 50 }'))
   }, 'state: { store: file, file: var/state.json }', { default: {} }),
   rollouts: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), RolloutSchema, { default: {}, examples: ['rollouts: { checkout: { percent: 5, cohortKey: [header:x-user-id] } }'] }),
   routes: Type.Array(RouteSchema, { default: [], examples: ['routes: [{ name: orders, match: { prefix: /api/orders }, rollout: checkout }]'] }),
