@@ -84,7 +84,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
       const actor = { name: who.name, source: 'admin' as const }
       await state.change(action === 'pause' ? planPause(rollout, actor) : planResume(rollout, actor))
     },
-    shadow: parts.shadower
+    shadow: parts.shadower,
+    affinity: parts.affinity
   })
 
   parts.guardian.start()
@@ -94,7 +95,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     admin,
     dataPlane,
     timers: [{ stop: () => watcher?.close() }, { stop: () => live.tokenWatch.stop() }, parts.guardian],
-    after: [parts.shadower, store],
+    after: [parts.shadower, parts.affinity, store],
     drainDelayMs: () => live.config.server.drainDelayMs
   })
   return {

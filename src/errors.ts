@@ -23,6 +23,7 @@ export const DUALTRACK_ERR_UNAUTHORIZED = createError('DUALTRACK_ERR_UNAUTHORIZE
 export const DUALTRACK_ERR_FORBIDDEN = createError('DUALTRACK_ERR_FORBIDDEN', 'token %s has role viewer; this needs operator', 403)
 export const DUALTRACK_ERR_BAD_REQUEST = createError('DUALTRACK_ERR_BAD_REQUEST', '%s', 400)
 export const DUALTRACK_ERR_UNKNOWN_ROLLOUT = createError('DUALTRACK_ERR_UNKNOWN_ROLLOUT', 'unknown rollout %s', 404)
+export const DUALTRACK_ERR_UNKNOWN_ORDER = createError('DUALTRACK_ERR_UNKNOWN_ORDER', 'no known owner for order %s', 404)
 export const DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE = createError('DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE', 'admin request body is larger than 64 KiB', 413)
 
 // the gateway's own faults: never blamed on a backend (DESIGN.md §7)

@@ -5,6 +5,7 @@ import type { ErrorObject } from 'ajv'
 import { explainKey, type Router } from '../routing/index.js'
 import { rollback, resume, setRollout, type RolloutPatch, type StateManager, type StateDoc } from '../state/index.js'
 import type { Auth, Principal } from './auth.js'
+import { registerAffinityRoute, type AffinityView } from './affinity-route.js'
 import {
   DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE, DUALTRACK_ERR_BAD_REQUEST, DUALTRACK_ERR_FORBIDDEN, DUALTRACK_ERR_INTERNAL, DUALTRACK_ERR_UNAUTHORIZED, DUALTRACK_ERR_UNKNOWN_ROLLOUT
 } from '../errors.js'
@@ -25,6 +26,8 @@ export interface AdminDeps {
   }
   /** extra changes other features add (plan pause/resume) */
   readonly planControl?: (rollout: string, action: 'pause' | 'resume', who: Principal) => Promise<void>
+  /** GET /admin/affinity/:orderId (what peers ask while their store is down) */
+  readonly affinity?: AffinityView
   /** GET /metrics, when metrics are on */
   readonly metrics?: { readonly contentType: string, text (): Promise<string> }
 }
@@ -232,4 +235,6 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
     })
     admin.get('/admin/shadow/summary', { onRequest: viewer }, async () => shadow.summary())
   }
+
+  if (deps.affinity) registerAffinityRoute(admin, deps.affinity, viewer)
 }

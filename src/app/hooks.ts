@@ -116,11 +116,10 @@ function createPlan ({ shadower, affinity }: RequestParts): DataPlaneHooks['plan
 function createLookup (affinity: Affinity): DataPlaneHooks['lookupOwner'] {
   return (route, req, body) => {
     const r = route.rollout
-    // a hard rollback sends everything to legacy: no lookup to make
-    if (r.rollback === 'hard') return undefined
     const aff = affinity.of(r.name)
     if (aff === undefined) return undefined
-    return affinity.lookup(r.name, aff, req, pathOf(req.url), body)
+    // the rollback mode decides what the owner is for (hard: counted only, everything to legacy)
+    return affinity.route(r.name, r.rollback, aff, req, pathOf(req.url), body)
   }
 }
 

@@ -1,5 +1,5 @@
 // guardrails and ramp plans: each replica judges its own traffic of each guarded rollout; a
-// breach rolls the rollout back (hard) for every replica through the state store; a plan advances
+// breach rolls the rollout back (guard.rollbackMode, drain by default) for every replica through the state store; a plan advances
 // a step after each hold while the rollout is healthy and has had enough traffic, led by one
 // replica at a time (a lease), and its steps are compare-and-set ops so none is applied twice
 import { randomUUID } from 'node:crypto'
@@ -113,7 +113,7 @@ export class Guardian {
     const v = judge(g.guard, g.window.stats('legacy', now), g.window.stats('new', now))
     if (v.kind === 'breach') {
       this.#log.error({ rollout: g.name, ...v.numbers }, v.why)
-      const res = await this.#state.change(rollback([g.name], 'hard', v.why, GUARD_ACTOR, v.numbers))
+      const res = await this.#state.change(rollback([g.name], g.guard.rollbackMode, v.why, GUARD_ACTOR, v.numbers))
       if (res.audit.length > 0) this.#metrics.autoRollbacks.labels(g.name).inc()
       g.window.reset()
       return
@@ -144,7 +144,7 @@ export class Guardian {
     }
     if (v.kind === 'breach') {
       this.#log.error({ rollout: g.name, ...v.numbers }, v.why)
-      const res = await this.#state.change(rollback([g.name], 'hard', `plan step ${p.step + 1}: ${v.why}`, GUARD_ACTOR, v.numbers))
+      const res = await this.#state.change(rollback([g.name], g.guard.rollbackMode, `plan step ${p.step + 1}: ${v.why}`, GUARD_ACTOR, v.numbers))
       if (res.audit.length > 0) this.#metrics.autoRollbacks.labels(g.name).inc()
       return
     }

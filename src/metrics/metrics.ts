@@ -62,6 +62,11 @@ export interface Metrics {
   }
   readonly autoRollbacks: Counter<'rollout'>
   readonly affinity: Counter<'rollout' | 'result'>
+  /** owner records waiting for the store (write-behind) */
+  readonly affinityPending: Gauge
+  readonly affinityDropped: Counter
+  /** requests naming an owned order during a rollback, by the order's owner */
+  readonly rollbackOwned: Counter<'rollout' | 'backend'>
   text (): Promise<string>
 }
 
@@ -94,6 +99,9 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const shadowDuration = new Histogram({ name: 'dualtrack_shadow_duration_seconds', help: 'Latency of shadow copies by the backend that served them', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
   const autoRollbacks = new Counter({ name: 'dualtrack_auto_rollbacks_total', help: 'Rollbacks made by the guard', labelNames: ['rollout'], registers: [registry] })
   const affinity = new Counter({ name: 'dualtrack_affinity_total', help: 'Affinity lookups and records by result', labelNames: ['rollout', 'result'], registers: [registry] })
+  const affinityPending = new Gauge({ name: 'dualtrack_affinity_pending', help: 'Owner records the store refused, waiting to be written when it answers again', registers: [registry], aggregator: 'sum' })
+  const affinityDropped = new Counter({ name: 'dualtrack_affinity_dropped_total', help: 'Owner records dropped because the write-behind queue was full', registers: [registry] })
+  const rollbackOwned = new Counter({ name: 'dualtrack_rollback_owned_total', help: 'Requests during a rollback that named an order with a known owner, by that owner (hard: those owned by new reached legacy)', labelNames: ['rollout', 'backend'], registers: [registry] })
   const ratio = new Counter({ name: 'dualtrack_sample_ratio_total', help: 'Requests decided by percent or unkeyed, by backend (the sample-ratio check)', labelNames: ['rollout', 'backend'], registers: [registry] })
   const rollouts = new Map<string, RolloutSeries>()
   const windowOf = (r: RolloutSeries) => {
@@ -207,6 +215,9 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     shadow: { total: shadowTotal, fields: shadowFields, duration: shadowDuration },
     autoRollbacks,
     affinity,
+    affinityPending,
+    affinityDropped,
+    rollbackOwned,
     text: () => registry.metrics()
   }
   return metrics

@@ -2,40 +2,82 @@
 // store before that answer reaches the client, so the payment that follows at once, through any
 // replica, finds it); looked up for every later request of the rollout that names an order. The
 // lookup is the one store read on the request path: owners are cached here (an order never
-// changes owner), unknown ids briefly, and a store that fails never fails the request
+// changes owner), unknown ids briefly, and a store that fails never fails the request.
+// On a bad day (issue 10), in this order: an id whose form names its owner (idPatterns) needs no
+// store at all; an owner this replica knows (learned, cached, or waiting to be written) answers for
+// itself; a record the store refused waits in a bounded queue and is written when it answers again;
+// a lookup the store cannot answer asks the other replicas (state.peers) before falling through
 import type { FastifyBaseLogger } from 'fastify'
-import type { BackendName, Config } from '../config/index.js'
+import { compileIdPatterns, type BackendName, type Config, type IdOwner } from '../config/index.js'
 import { compileLearn, compileLookup, type CompiledLookup, type LearnReader, type RequestView } from '../routing/index.js'
 import type { Metrics } from '../metrics/index.js'
 import { AffinityLru } from './file-store.js'
-import type { AffinityStore } from './types.js'
+import { createPeers, type Peers } from './peers.js'
+import type { AffinityStore, RollbackMode } from './types.js'
 
 /** owners cached per replica */
 export const DEFAULT_CACHE_ENTRIES = 100_000
 /** an id the store does not know is asked again after this long */
 export const NEGATIVE_CACHE_MS = 1000
+/** owner records kept while the store is down; past it the oldest is dropped (and counted) */
+export const DEFAULT_MAX_PENDING = 100_000
+/** while records wait, the store is tried this often */
+export const FLUSH_INTERVAL_MS = 200
+const FLUSH_BATCH = 500
+/**
+ * for this long after the store failed (or came back), its "unknown" is not trusted: a record
+ * another replica could not write during the outage may still be on its way, so peers are asked
+ */
+export const RECOVERY_MS = 2_000
 
 export interface CompiledAffinity {
   readonly lookup: CompiledLookup
   readonly learn: LearnReader | undefined
   readonly ttlMs: number
   readonly maxBodyBytes: number
+  /** the owner from the id's form alone (affinity.idPatterns), when set */
+  readonly idOwner: IdOwner | undefined
 }
 
+export interface KnownOwner { readonly orderId: string, readonly owner: BackendName, readonly learnedAt: string | null }
+
+interface Entry { readonly owner: BackendName, readonly at: number | null }
+interface Pending { readonly rollout: string, readonly id: string, readonly owner: BackendName, readonly ttlMs: number, readonly at: number }
+
 const NONE = 'none' as const
+const RESULTS = ['hit', 'miss', 'error', 'learned', 'record_error', 'pattern', 'peer_hit', 'peer_miss', 'flushed']
+
+export interface AffinityOptions {
+  readonly maxPending?: number
+  /** the admin port this replica listens on: its own address is left out of a DNS peer list */
+  readonly selfAdminPort?: number
+}
 
 export class Affinity {
   readonly #store: AffinityStore
   readonly #metrics: Metrics
   readonly #log: FastifyBaseLogger
+  readonly #maxPending: number
+  readonly #peers: Peers | undefined
   #rollouts = new Map<string, CompiledAffinity>()
-  // owner, or NONE for an id the store did not know (short expiry)
-  readonly #cache = new AffinityLru<BackendName | typeof NONE>(DEFAULT_CACHE_ENTRIES)
+  // owner (and when this replica learned it), or NONE for an id the store did not know (short expiry)
+  readonly #cache = new AffinityLru<Entry | typeof NONE>(DEFAULT_CACHE_ENTRIES)
+  // owner records the store refused, oldest first
+  readonly #pending = new Map<string, Pending>()
+  #flushTimer: NodeJS.Timeout | undefined
+  #flushing = false
+  // when the store last failed us; with the store's own recovery time, what makes a miss uncertain
+  #storeFailedAt = -Infinity
 
-  constructor (config: Config, store: AffinityStore, metrics: Metrics, log: FastifyBaseLogger) {
+  constructor (config: Config, store: AffinityStore, metrics: Metrics, log: FastifyBaseLogger, opts: AffinityOptions = {}) {
     this.#store = store
     this.#metrics = metrics
     this.#log = log
+    this.#maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING
+    const p = config.state.peers
+    // peers only help where replicas share a store that can be down
+    this.#peers = p !== undefined && config.state.store === 'redis' ? createPeers(p, opts.selfAdminPort ?? config.admin.port, log) : undefined
+    metrics.affinityPending.set(0)
     this.configure(config)
   }
 
@@ -48,9 +90,11 @@ export class Affinity {
         lookup: compileLookup(a.lookup),
         learn: a.learn.length > 0 ? compileLearn(a.learn) : undefined,
         ttlMs: a.ttlMs,
-        maxBodyBytes: a.maxBodyBytes
+        maxBodyBytes: a.maxBodyBytes,
+        idOwner: compileIdPatterns(a.idPatterns)
       })
-      for (const result of ['hit', 'miss', 'error', 'learned', 'record_error']) this.#metrics.affinity.labels(name, result).inc(0)
+      for (const result of RESULTS) this.#metrics.affinity.labels(name, result).inc(0)
+      for (const b of ['legacy', 'new']) this.#metrics.rollbackOwned.labels(name, b).inc(0)
     }
     this.#rollouts = next
   }
@@ -59,28 +103,108 @@ export class Affinity {
     return this.#rollouts.get(rollout)
   }
 
-  /** the owner of the order this request names; sync when nothing is named or the owner is cached */
+  /** the rollouts with affinity */
+  rollouts (): string[] { return [...this.#rollouts.keys()] }
+
+  /** the peer client, when state.peers is set (tests and the bench read its counters) */
+  get peers (): Peers | undefined { return this.#peers }
+
+  /** records waiting for the store */
+  get pending (): number { return this.#pending.size }
+
+  /**
+   * the request path: the owner to route by, under the rollout's rollback mode. No rollback or
+   * drain: the owner (drain counts each request for an owned order). Hard: no owner (everything
+   * goes to legacy), but what that does to owned orders is counted from what is known without waiting
+   */
+  route (rollout: string, rollback: RollbackMode | null, a: CompiledAffinity, req: RequestView, path: string, body: Buffer | undefined): BackendName | undefined | Promise<BackendName | undefined> {
+    if (rollback === null) return this.lookup(rollout, a, req, path, body)
+    const owned = this.#metrics.rollbackOwned
+    if (rollback === 'drain') {
+      const o = this.lookup(rollout, a, req, path, body)
+      if (o === undefined) return o
+      if (typeof o === 'string') {
+        owned.labels(rollout, o).inc()
+        return o
+      }
+      return o.then((v) => {
+        if (v !== undefined) owned.labels(rollout, v).inc()
+        return v
+      })
+    }
+    const id = this.#readId(a, req, path, body)
+    if (id !== undefined) {
+      const known = a.idOwner?.(id) ?? this.#memory(`${rollout}\t${id}`)?.owner
+      if (known !== undefined) owned.labels(rollout, known).inc()
+      else {
+        // counted in the background: the request does not wait, and peers are never asked for it
+        this.#store.getOwner(rollout, id).then((v) => { if (v !== undefined) owned.labels(rollout, v).inc() }, () => { /* store down: not counted */ })
+      }
+    }
+    return undefined
+  }
+
+  /** the owner of the order this request names; sync when nothing is named or the owner is known here */
   lookup (rollout: string, a: CompiledAffinity, req: RequestView, path: string, body: Buffer | undefined): BackendName | undefined | Promise<BackendName | undefined> {
-    const ct = req.headers['content-type']
-    const id = a.lookup.read(req, path, body, typeof ct === 'string' ? ct : undefined)
+    const id = this.#readId(a, req, path, body)
     if (id === undefined) return undefined
+    if (a.idOwner !== undefined) {
+      const owner = a.idOwner(id)
+      if (owner !== undefined) {
+        this.#metrics.affinity.labels(rollout, 'pattern').inc()
+        return owner
+      }
+    }
+    return this.ownerOf(rollout, a, id)
+  }
+
+  /** the owner of one order id: memory, then the store, then (store down) the peers */
+  ownerOf (rollout: string, a: CompiledAffinity, id: string): BackendName | undefined | Promise<BackendName | undefined> {
     const key = `${rollout}\t${id}`
     const now = Date.now()
     const cached = this.#cache.get(key, now)
     if (cached !== undefined) {
       this.#metrics.affinity.labels(rollout, cached === NONE ? 'miss' : 'hit').inc()
-      return cached === NONE ? undefined : cached
+      return cached === NONE ? undefined : cached.owner
+    }
+    const waiting = this.#pending.get(key)
+    if (waiting !== undefined) {
+      this.#metrics.affinity.labels(rollout, 'hit').inc()
+      return waiting.owner
     }
     return this.#store.getOwner(rollout, id).then((owner) => {
-      this.#cache.set(key, owner ?? NONE, owner === undefined ? now + NEGATIVE_CACHE_MS : now + a.ttlMs)
+      if (owner === undefined && this.#peers !== undefined && this.#uncertain(Date.now())) return this.#askPeers(rollout, a, key, id)
+      this.#cache.set(key, owner === undefined ? NONE : { owner, at: null }, owner === undefined ? now + NEGATIVE_CACHE_MS : now + a.ttlMs)
       this.#metrics.affinity.labels(rollout, owner === undefined ? 'miss' : 'hit').inc()
       return owner
     }, (err: Error) => {
-      // the store is down or slow: route by the rules below affinity
+      // the store is down or slow: the peers, then the rules below affinity
+      this.#storeFailedAt = Date.now()
       this.#metrics.affinity.labels(rollout, 'error').inc()
+      if (this.#peers !== undefined) return this.#askPeers(rollout, a, key, id)
       this.#log.warn({ rollout, err: { message: err.message } }, 'affinity lookup failed: routing by cohort')
       return undefined
     })
+  }
+
+  /** what this replica knows of an order without its store: the peers' answer (GET /admin/affinity/:orderId) */
+  known (rollout: string | undefined, orderId: string): KnownOwner | undefined {
+    const names = rollout !== undefined ? [rollout] : [...this.#rollouts.keys()]
+    for (const name of names) {
+      const e = this.#memory(`${name}\t${orderId}`)
+      if (e !== undefined) return { orderId, owner: e.owner, learnedAt: e.at === null ? null : new Date(e.at).toISOString() }
+    }
+    return undefined
+  }
+
+  /** the same from the store (when it answers), for an id this replica does not hold */
+  async stored (rollout: string | undefined, orderId: string): Promise<KnownOwner | undefined> {
+    const names = rollout !== undefined ? [rollout] : [...this.#rollouts.keys()]
+    for (const name of names) {
+      const owner = await this.#store.getOwner(name, orderId)
+      if (owner !== undefined) return { orderId, owner, learnedAt: null }
+    }
+    return undefined
   }
 
   /** a complete answer to a POST: record the owner of the order it names, before the client hears */
@@ -88,17 +212,117 @@ export class Affinity {
     if (status < 200 || status >= 300 || a.learn === undefined) return
     const id = a.learn(headers, body)
     if (id === undefined) return
+    if (a.idOwner !== undefined) {
+      const named = a.idOwner(id)
+      // the id's form says it all: nothing to store
+      if (named === backend) return
+      if (named !== undefined) this.#log.warn({ rollout, backend, named }, 'affinity: an order id matches the other system\'s idPatterns; its lookups follow the pattern')
+    }
     const key = `${rollout}\t${id}`
-    const known = this.#cache.get(key, Date.now())
-    if (known === backend) return
-    if (known === undefined || known === NONE) this.#cache.set(key, backend, Date.now() + a.ttlMs)
+    const now = Date.now()
+    const known = this.#cache.get(key, now)
+    if (known !== undefined && known !== NONE && known.owner === backend) return
+    if (known === undefined || known === NONE) this.#cache.set(key, { owner: backend, at: now }, now + a.ttlMs)
     try {
       await this.#store.setOwner(rollout, id, backend, a.ttlMs)
       this.#metrics.affinity.labels(rollout, 'learned').inc()
     } catch (err) {
-      // the order still succeeds: the failed record is counted, lookups elsewhere fall through
+      // the order still succeeds: the record waits here and is written when the store is back
+      this.#storeFailedAt = Date.now()
       this.#metrics.affinity.labels(rollout, 'record_error').inc()
-      this.#log.warn({ rollout, backend, err: { message: (err as Error).message } }, 'affinity record failed')
+      this.#log.warn({ rollout, backend, err: { message: (err as Error).message } }, 'affinity record failed: queued until the store answers')
+      this.#enqueue({ rollout, id, owner: backend, ttlMs: a.ttlMs, at: now })
     }
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#flushTimer)
+    this.#flushTimer = undefined
+    await this.#peers?.close()
+  }
+
+  #readId (a: CompiledAffinity, req: RequestView, path: string, body: Buffer | undefined): string | undefined {
+    const ct = req.headers['content-type']
+    return a.lookup.read(req, path, body, typeof ct === 'string' ? ct : undefined)
+  }
+
+  #memory (key: string): Entry | undefined {
+    const e = this.#cache.get(key, Date.now())
+    if (e !== undefined && e !== NONE) return e
+    const p = this.#pending.get(key)
+    return p === undefined ? undefined : { owner: p.owner, at: p.at }
+  }
+
+  #uncertain (now: number): boolean {
+    const since = Math.max(this.#storeFailedAt, this.#store.recoveredAt?.() ?? -Infinity)
+    return now - since < RECOVERY_MS
+  }
+
+  #askPeers (rollout: string, a: CompiledAffinity, key: string, id: string): Promise<BackendName | undefined> {
+    return (this.#peers as Peers).ask(rollout, id).then((owner) => {
+      this.#metrics.affinity.labels(rollout, owner === undefined ? 'peer_miss' : 'peer_hit').inc()
+      // what a peer knew is as good as learned: an order never changes owner
+      if (owner !== undefined) this.#cache.set(key, { owner, at: null }, Date.now() + a.ttlMs)
+      return owner
+    })
+  }
+
+  #enqueue (p: Pending): void {
+    const key = `${p.rollout}\t${p.id}`
+    this.#pending.delete(key)
+    this.#pending.set(key, p)
+    if (this.#pending.size > this.#maxPending) {
+      // the oldest goes: the newest orders are the ones whose payments are still to come
+      this.#pending.delete(this.#pending.keys().next().value as string)
+      this.#metrics.affinityDropped.inc()
+    }
+    this.#metrics.affinityPending.set(this.#pending.size)
+    if (this.#flushTimer === undefined) {
+      this.#flushTimer = setInterval(() => { void this.#flush() }, FLUSH_INTERVAL_MS)
+      this.#flushTimer.unref()
+    }
+  }
+
+  // one record probes the store; when it answers, the rest follow in pipelined batches
+  async #flush (): Promise<void> {
+    if (this.#flushing) return
+    this.#flushing = true
+    try {
+      while (this.#pending.size > 0) {
+        const batch = [...take(this.#pending, FLUSH_BATCH)]
+        const now = Date.now()
+        const results = await Promise.allSettled(batch.map(([key, p]) => {
+          const left = p.at + p.ttlMs - now
+          if (left <= 0) return Promise.resolve(key)
+          return this.#store.setOwner(p.rollout, p.id, p.owner, left).then(() => {
+            this.#metrics.affinity.labels(p.rollout, 'flushed').inc()
+            return key
+          })
+        }))
+        let failed = false
+        for (const r of results) {
+          if (r.status === 'fulfilled') this.#pending.delete(r.value)
+          else failed = true
+        }
+        this.#metrics.affinityPending.set(this.#pending.size)
+        if (failed) {
+          this.#storeFailedAt = Date.now()
+          return
+        }
+      }
+      this.#log.info({ store: 'affinity' }, 'queued owner records written')
+      clearInterval(this.#flushTimer)
+      this.#flushTimer = undefined
+    } finally {
+      this.#flushing = false
+    }
+  }
+}
+
+function * take<K, V> (m: Map<K, V>, n: number): Generator<[K, V]> {
+  let i = 0
+  for (const e of m) {
+    if (i++ >= n) return
+    yield e
   }
 }

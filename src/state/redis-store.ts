@@ -14,6 +14,7 @@ import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type StateDoc, type StateS
 export const DEFAULT_COMMAND_TIMEOUT_MS = 500
 export const DEFAULT_POLL_MS = 1000
 export const MAX_RETRY_DELAY_MS = 2000
+export const AFF_MAX_RETRY_DELAY_MS = 250
 const MAX_CAS_TRIES = 8
 // take the lease when free, renew it when ours; atomic, so two replicas never both hold it
 const LEASE_SCRIPT = `
@@ -49,6 +50,8 @@ export class RedisStore implements StateStore {
   #wasDown = false
   #poll: NodeJS.Timeout | undefined
   #closed = false
+  #affDown = false
+  #affBack = -Infinity
 
   constructor (o: RedisStoreOptions) {
     this.#o = o
@@ -65,7 +68,14 @@ export class RedisStore implements StateStore {
     }
     this.#client = new Redis(o.url, opts)
     this.#sub = new Redis(o.url, { ...opts, commandTimeout: undefined })
-    this.#aff = new Redis(o.url, { ...opts, enableAutoPipelining: true })
+    // owner records queued during an outage go out when this connection is back: it retries
+    // faster than the others (a refused connect costs nothing), so they are in Redis within a second
+    this.#aff = new Redis(o.url, { ...opts, enableAutoPipelining: true, retryStrategy: (times) => Math.min(times * 50, AFF_MAX_RETRY_DELAY_MS) })
+    this.#aff.on('close', () => { this.#affDown = true })
+    this.#aff.on('ready', () => {
+      if (this.#affDown) this.#affBack = Date.now()
+      this.#affDown = false
+    })
     for (const c of [this.#client, this.#sub, this.#aff]) c.on('error', () => { /* counted through up(); logged on state changes */ })
     this.#client.on('ready', () => {
       if (this.#wasDown) {
@@ -173,6 +183,8 @@ export class RedisStore implements StateStore {
     // NX: an order's owner is whoever created it; a later 2xx that names it does not move it
     await this.#aff.set(`${this.#keys.aff}${rollout}:${orderId}`, owner, 'PX', ttlMs, 'NX')
   }
+
+  recoveredAt (): number { return this.#affBack }
 
   async close (): Promise<void> {
     this.#closed = true

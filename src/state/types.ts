@@ -74,6 +74,8 @@ export interface AffinityStore {
   getOwner (rollout: string, orderId: string): Promise<BackendName | undefined>
   /** record the owner of a new order; an order that already has one keeps it */
   setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void>
+  /** when the affinity connection last came back after being down (ms since epoch), for stores that can be down */
+  recoveredAt? (): number
 }
 
 /** where the state lives: a local file (one replica) or Redis (many) */

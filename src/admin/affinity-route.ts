@@ -1,0 +1,44 @@
+// GET /admin/affinity/:orderId: who owns an order. Peers ask it while their store is down
+// (state.peers), so what this replica holds in memory answers first, with no store call; then the
+// store, when it answers. {orderId, owner, learnedAt}; 404 when neither knows
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { DUALTRACK_ERR_UNKNOWN_ORDER, DUALTRACK_ERR_UNKNOWN_ROLLOUT } from '../errors.js'
+
+export interface OwnerAnswer { readonly orderId: string, readonly owner: 'legacy' | 'new', readonly learnedAt: string | null }
+
+export interface AffinityView {
+  /** from memory only (learned, cached, or waiting for the store) */
+  known (rollout: string | undefined, orderId: string): OwnerAnswer | undefined
+  /** from the store; throws when it cannot answer */
+  stored (rollout: string | undefined, orderId: string): Promise<OwnerAnswer | undefined>
+  rollouts (): readonly string[]
+}
+
+const schema = {
+  params: { type: 'object', properties: { orderId: { type: 'string', minLength: 1, maxLength: 512 } }, required: ['orderId'] },
+  querystring: { type: 'object', additionalProperties: false, properties: { rollout: { type: 'string', minLength: 1 } } }
+} as const
+
+type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+
+export function registerAffinityRoute (admin: FastifyInstance, view: AffinityView, viewer: Hook): void {
+  admin.get<{ Params: { orderId: string }, Querystring: { rollout?: string } }>('/admin/affinity/:orderId', { onRequest: viewer, schema }, async (req, reply) => {
+    const { orderId } = req.params
+    const rollout = req.query.rollout
+    if (rollout !== undefined && !view.rollouts().includes(rollout)) {
+      const e = new DUALTRACK_ERR_UNKNOWN_ROLLOUT(rollout)
+      return reply.code(404).send({ error: e.code, message: e.message })
+    }
+    let found = view.known(rollout, orderId)
+    if (found === undefined) {
+      try {
+        found = await view.stored(rollout, orderId)
+      } catch { /* store down: memory was all there is */ }
+    }
+    if (found === undefined) {
+      const e = new DUALTRACK_ERR_UNKNOWN_ORDER(orderId)
+      return reply.code(404).send({ error: e.code, message: e.message })
+    }
+    return found
+  })
+}
