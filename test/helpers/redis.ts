@@ -13,9 +13,11 @@ export interface TestRedis {
   start (): Promise<void>
 }
 
-function launch (port: number, dir: string): Promise<ChildProcess> {
+function launch (port: number, dir: string, persist: boolean): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // persist: an append-only file synced on every write, so a killed redis-server restarts with its data
+    const durability = persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
+    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`redis-server did not start: ${out}`)) }, 10_000)
     p.on('error', (err) => { clearTimeout(timer); reject(new Error(`redis-server is required for this test (apt-get install redis-server): ${err.message}`)) })
@@ -28,14 +30,15 @@ function launch (port: number, dir: string): Promise<ChildProcess> {
   })
 }
 
-export async function startRedis (t: { teardown(fn: () => unknown): void }): Promise<TestRedis> {
+export async function startRedis (t: { teardown(fn: () => unknown): void }, opts: { persist?: boolean } = {}): Promise<TestRedis> {
+  const persist = opts.persist === true
   const dir = mkdtempSync(join(tmpdir(), 'dualtrack-redis-'))
   let proc: ChildProcess | undefined
   let port = 0
   for (let i = 0; i < 20 && proc === undefined; i++) {
     port = 20_000 + Math.floor(Math.random() * 40_000)
     try {
-      proc = await launch(port, dir)
+      proc = await launch(port, dir, persist)
     } catch (err) {
       if ((err as { code?: string }).code !== 'EADDRINUSE') throw err
     }
@@ -53,7 +56,7 @@ export async function startRedis (t: { teardown(fn: () => unknown): void }): Pro
     url: `redis://127.0.0.1:${port}`,
     port,
     stop,
-    async start () { if (proc === undefined) proc = await launch(port, dir) }
+    async start () { if (proc === undefined) proc = await launch(port, dir, persist) }
   }
   t.teardown(stop)
   return r
