@@ -45,7 +45,7 @@ interface Entry { readonly owner: BackendName, readonly at: number | null }
 interface Pending { readonly rollout: string, readonly id: string, readonly owner: BackendName, readonly ttlMs: number, readonly at: number }
 
 const NONE = 'none' as const
-const RESULTS = ['hit', 'miss', 'error', 'learned', 'record_error', 'pattern', 'peer_hit', 'peer_miss', 'flushed']
+const RESULTS = ['hit', 'miss', 'error', 'learned', 'record_error', 'pattern', 'peer_hit', 'peer_miss', 'peer_timeout', 'flushed']
 
 export interface AffinityOptions {
   readonly maxPending?: number
@@ -259,11 +259,15 @@ export class Affinity {
   }
 
   #askPeers (rollout: string, a: CompiledAffinity, key: string, id: string): Promise<BackendName | undefined> {
-    return (this.#peers as Peers).ask(rollout, id).then((owner) => {
-      this.#metrics.affinity.labels(rollout, owner === undefined ? 'peer_miss' : 'peer_hit').inc()
+    return (this.#peers as Peers).ask(rollout, id).then((answer) => {
+      if (answer === 'none' || answer === 'timeout') {
+        this.#metrics.affinity.labels(rollout, answer === 'none' ? 'peer_miss' : 'peer_timeout').inc()
+        return undefined
+      }
+      this.#metrics.affinity.labels(rollout, 'peer_hit').inc()
       // what a peer knew is as good as learned: an order never changes owner
-      if (owner !== undefined) this.#cache.set(key, { owner, at: null }, Date.now() + a.ttlMs)
-      return owner
+      this.#cache.set(key, { owner: answer, at: null }, Date.now() + a.ttlMs)
+      return answer
     })
   }
 

@@ -23,8 +23,8 @@ export interface PeerAnswer { readonly owner: BackendName, readonly learnedAt: s
 
 export interface Peers {
   readonly timeoutMs: number
-  /** the owner one peer knows, or undefined when none does within timeoutMs */
-  ask (rollout: string, orderId: string): Promise<BackendName | undefined>
+  /** the owner one peer knows; none: every peer said unknown (or failed); timeout: timeoutMs passed first */
+  ask (rollout: string, orderId: string): Promise<BackendName | 'none' | 'timeout'>
   /** every request sent to a peer, for metrics and tests */
   readonly asked: { calls: number }
   close (): Promise<void>
@@ -80,7 +80,7 @@ export function createPeers (cfg: PeersConfig, selfPort: number, log: FastifyBas
         const ac = new AbortController()
         let left = 0
         let done = false
-        const finish = (v: BackendName | undefined) => {
+        const finish = (v: BackendName | 'none' | 'timeout') => {
           if (done) return
           done = true
           clearTimeout(timer)
@@ -88,26 +88,34 @@ export function createPeers (cfg: PeersConfig, selfPort: number, log: FastifyBas
           resolve(v)
         }
         // the hard bound: whatever the peers (or DNS) do, the request goes on after timeoutMs
-        const timer = setTimeout(() => finish(undefined), timeoutMs)
+        const timer = setTimeout(() => finish('timeout'), timeoutMs)
         const path = `/admin/affinity/${encodeURIComponent(orderId)}?rollout=${encodeURIComponent(rollout)}`
+        const one = (base: string, retry: boolean): Promise<void> => {
+          asked.calls++
+          return request(base + path, { dispatcher: agent, signal: ac.signal, headers }).then(async (res) => {
+            if (res.statusCode !== 200) {
+              if (res.statusCode !== 404) log.warn({ peer: base, status: res.statusCode }, 'peer lookup refused')
+              await res.body.dump()
+              return
+            }
+            const body = await res.body.json() as { owner?: unknown }
+            if (body.owner === 'new' || body.owner === 'legacy') finish(body.owner)
+          }, (err: { name?: string, code?: string, message?: string }) => {
+            if (err.name !== 'AbortError') log.debug({ peer: base, err: { code: err.code, message: err.message }, retry }, 'peer lookup failed')
+            // a kept-alive connection to a peer that restarted fails at once: one more try on a fresh one
+            if (retry && !done && err.name !== 'AbortError') return one(base, false)
+          })
+        }
         targets().then((list) => {
           if (done) return
-          if (list.length === 0) return finish(undefined)
+          if (list.length === 0) return finish('none')
           left = list.length
           for (const base of list) {
-            asked.calls++
-            request(base + path, { dispatcher: agent, signal: ac.signal, headers }).then(async (res) => {
-              if (res.statusCode !== 200) {
-                await res.body.dump()
-                return
-              }
-              const body = await res.body.json() as { owner?: unknown }
-              if (body.owner === 'new' || body.owner === 'legacy') finish(body.owner)
-            }).catch(() => { /* a dead or slow peer: the others, or the timeout, decide */ }).finally(() => {
-              if (--left === 0) finish(undefined)
+            one(base, true).catch(() => { /* counted as unknown */ }).finally(() => {
+              if (--left === 0) finish('none')
             })
           }
-        }, () => finish(undefined))
+        }, () => finish('none'))
       })
     },
     close: () => agent.close()
