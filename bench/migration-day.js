@@ -417,6 +417,7 @@ async function main () {
         pending: get(/dualtrack_affinity_pending (\d+)/g),
         dropped: get(/dualtrack_affinity_dropped_total (\d+)/g),
         rollbackOwned: { legacy: get(/dualtrack_rollback_owned_total\{rollout="checkout",backend="legacy"\} (\d+)/g), new: get(/dualtrack_rollback_owned_total\{rollout="checkout",backend="new"\} (\d+)/g) },
+        // every decision to new by the cohort rules over the whole run (after a drain rollback these stop)
         rollbackNewOrdersToNew: get(/dualtrack_routing_decisions_total\{rollout="checkout",backend="new",reason="(?:percent|force|unkeyed)"\} (\d+)/g)
       }
     } catch (err) {
