@@ -60,7 +60,7 @@ function ErrorBox ({ error }) {
 
 // ---- charts ---------------------------------------------------------------------------------
 
-function Chart ({ testid, title, t, series, yFormat }) {
+function Chart ({ testid, title, t, series, yFormat, yFloor = 1 }) {
   const el = useRef(null)
   const plot = useRef(null)
   const points = series.reduce((n, s) => n + s.values.filter((v) => v !== null && v !== undefined).length, 0)
@@ -79,7 +79,8 @@ function Chart ({ testid, title, t, series, yFormat }) {
       height: 170,
       series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, dash: s.dash, value: (_u, v) => (v === null ? '–' : yFormat(v)) }))],
       axes: [{ stroke: '#9aa5b1', grid: { stroke: '#2a333d40' } }, { stroke: '#9aa5b1', grid: { stroke: '#2a333d40' }, values: (_u, vals) => vals.map(yFormat), size: 60 }],
-      scales: { x: { time: true } },
+      // from zero, and a floor so that a flat line of zeros does not fill the chart
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max ?? 0, yFloor) * 1.1] } },
       legend: { live: true }
     }, data, el.current)
     plot.current = { u, shape }
@@ -108,11 +109,11 @@ function Charts ({ stats, state }) {
     <div class="charts">
       <${Chart} testid="chart-requests" title="requests/s" t=${t} yFormat=${(v) => num(v, 1)}
         series=${[{ label: 'legacy', color: COLORS.legacy, values: b.legacy.rps }, { label: 'new', color: COLORS.new, values: b.new.rps }]} />
-      <${Chart} testid="chart-errors" title="error rate (5xx)" t=${t} yFormat=${(v) => pct(v)}
+      <${Chart} testid="chart-errors" title="error rate (5xx)" t=${t} yFormat=${(v) => pct(v)} yFloor=${0.01}
         series=${[{ label: 'legacy', color: COLORS.legacy, values: b.legacy.errorRate }, { label: 'new', color: COLORS.new, values: b.new.errorRate }]} />
       <${Chart} testid="chart-latency" title="p99 latency (ms)" t=${t} yFormat=${(v) => num(v, 1)}
         series=${[{ label: 'legacy', color: COLORS.legacy, values: b.legacy.p99Ms }, { label: 'new', color: COLORS.new, values: b.new.p99Ms }]} />
-      <${Chart} testid="chart-share" title="share on new vs target" t=${t} yFormat=${(v) => pct(v)} series=${share} />
+      <${Chart} testid="chart-share" title="share on new vs target" t=${t} yFormat=${(v) => pct(v)} yFloor=${0.1} series=${share} />
       <${Chart} testid="chart-shadow" title="shadow comparisons/s" t=${t} yFormat=${(v) => num(v, 2)}
         series=${[{ label: 'match', color: COLORS.match, values: stats.shadow.match }, { label: 'mismatch', color: COLORS.mismatch, values: stats.shadow.mismatch }, { label: 'error', color: COLORS.error, values: stats.shadow.error }]} />
     </div>
@@ -182,7 +183,7 @@ function RolloutCard ({ name, r, stats, guard, ro, disabledWhy, askPercent }) {
       <dt>guard</dt><dd><${Verdict} name=${name} guard=${guard} /></dd>
       <dt>split</dt><dd><${SampleRatio} sr=${stats?.rollouts?.[name]?.sampleRatio} /></dd>
     </dl>
-    <form class="row" onSubmit=${(e) => { e.preventDefault(); askPercent.open(name, r.percent, value) }}>
+    <form class="row" novalidate onSubmit=${(e) => { e.preventDefault(); askPercent.open(name, r.percent, value) }}>
       <input data-testid=${`set-percent-${name}`} type="number" min="0" max="100" step="0.01" placeholder=${String(r.percent)}
         value=${value} onInput=${(e) => setValue(e.target.value)} disabled=${ro} title=${ro ? disabledWhy : 'new percent (0–100, two decimals at most)'} />
       <button data-testid=${`apply-${name}`} type="submit" class="primary" disabled=${ro} title=${ro ? disabledWhy : ''}>Set percent…</button>
@@ -239,6 +240,7 @@ function Explain ({ token, rollouts, onError }) {
   const submit = async (e) => {
     e.preventDefault()
     const rollout = form.rollout || rollouts[0]
+    if (!form.rollout) setForm({ ...form, rollout })
     try {
       let body
       if (form.attributes.trim()) {
@@ -261,12 +263,12 @@ function Explain ({ token, rollouts, onError }) {
     <h2>Explain a decision</h2>
     <form data-testid="explain" class="row" onSubmit=${submit}>
       <input name="key" placeholder="cohort key (user id)" value=${form.key} onInput=${set('key')} required />
-      <select name="rollout" value=${form.rollout} onChange=${set('rollout')}>${rollouts.map((n) => html`<option value=${n}>${n}</option>`)}</select>
+      <select name="rollout" value=${form.rollout || rollouts[0]} onChange=${set('rollout')}>${rollouts.map((n) => html`<option value=${n}>${n}</option>`)}</select>
       <input name="region" placeholder="region (optional)" value=${form.region} onInput=${set('region')} />
       <input name="attributes" placeholder='attributes JSON (optional)' value=${form.attributes} onInput=${set('attributes')} />
       <button type="submit">Explain</button>
     </form>
-    <div data-testid="explain-result" data-backend=${result?.backend ?? ''} data-reason=${result?.reason ?? ''} data-bucket=${result?.bucket ?? ''}>
+    <div data-testid="explain-result" data-key=${result?.key ?? ''} data-backend=${result?.backend ?? ''} data-reason=${result?.reason ?? ''} data-bucket=${result?.bucket ?? ''}>
       ${result ? html`<p><b>${result.backend}</b> (reason <b>${result.reason}</b>, bucket ${result.bucket})</p><pre class="dim">${JSON.stringify(result, null, 2)}</pre>` : html`<p class="dim">which system would serve this user, and why</p>`}
     </div>
   </section>`
@@ -442,4 +444,6 @@ function App () {
   return html`<${Console} token=${token} me=${me} signOut=${signOut} />`
 }
 
-render(html`<${App} />`, document.getElementById('root'))
+const root = document.getElementById('root')
+root.textContent = ''
+render(html`<${App} />`, root)

@@ -75,11 +75,14 @@ async function runServer (command: string, rest: string[], m: ServerModules): Pr
     process.stdout.write(`
 dualtrack demo
   gateway  ${g}
-  admin    ${demo.gateway.adminUrl}   (token: see the log line "admin token")
+  admin    ${demo.gateway.adminUrl}
+  console  ${demo.gateway.adminUrl}/   open it and paste a token:
+             operator  ${demo.tokens.operator}
+             viewer    ${demo.tokens.viewer}
   legacy   ${demo.legacy.url}
   new      ${demo.new.url}
 
-try:
+try (the CLI wants the token too: export DUALTRACK_TOKEN=${demo.tokens.operator} DUALTRACK_ADMIN_URL=${demo.gateway.adminUrl}):
   curl -si ${g}/api/whoami -H 'x-user-id: alice'          # sticky: alice always lands on one system
   curl -si ${g}/api/whoami -H 'x-user-id: qa-user-1'      # forced to new
   curl -si ${g}/api/whoami                                # no key: unkeyed, legacy
