@@ -16,7 +16,7 @@ export async function startBrowser (t: { teardown(fn: () => unknown): void }, vi
   try {
     ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 60_000, viewport })
   } catch (err) {
-    throw new Error(`Chromium is required for this test (apt-get install chromium, or set CHROMIUM_PATH): ${(err as Error).message}`)
+    throw new Error(`Chromium is required for this test (apt-get install chromium, or set CHROMIUM_PATH): ${(err as Error).message}`, { cause: err })
   }
   t.teardown(async () => {
     await ctx.close()
