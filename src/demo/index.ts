@@ -22,7 +22,7 @@ export async function startDemo (opts: { configPath?: string, pretty?: boolean, 
   const fresh = await startDemoBackend('new')
   const env = { ...process.env, DEMO_LEGACY_URL: legacy.url, DEMO_NEW_URL: fresh.url }
   // two tokens made for this run and printed: the console's sign-in takes either
-  const tokens: DemoTokens = { operator: `op-${randomBytes(12).toString('base64url')}`, viewer: `view-${randomBytes(12).toString('base64url')}` }
+  const tokens: DemoTokens = { operator: randomBytes(16).toString('hex'), viewer: randomBytes(16).toString('hex') }
   const cwd = opts.cwd ?? process.cwd()
   // outside the repository there is no var/: the demo's state goes to the temp folder
   const stateDir = existsSync(join(cwd, 'package.json')) && resolve(cwd) === resolve(PACKAGE_ROOT) ? join(PACKAGE_ROOT, 'var') : join(tmpdir(), 'dualtrack-demo')
