@@ -125,19 +125,20 @@ function Charts ({ stats, state }) {
 function Verdict ({ name, guard }) {
   const g = guard?.[name]
   if (g === undefined || g === null) {
-    return html`<span data-testid=${`verdict-${name}`}><span class="badge none">no verdict</span> <span class="dim">${guard === null ? 'this gateway has no /admin/guard' : 'not judged yet'}</span></span>`
+    return html`<span data-testid=${`verdict-${name}`}><span class="badge none">no verdict</span> <span class="dim">${guard === null ? 'this gateway has no /admin/guard' : guard === undefined ? 'loading' : 'no guard on this rollout'}</span></span>`
   }
   const v = String(g.verdict ?? 'unknown')
   const cls = /pass|ok|healthy/.test(v) ? 'ok' : /fail|breach|rollback/.test(v) ? 'bad' : 'warn'
+  const win = g.window && typeof g.window === 'object' ? `${g.window.kind ?? 'window'} of ${dur(g.window.ms ?? 0)}` : g.window
   const l = g.backends?.legacy
   const n = g.backends?.new
   return html`<span data-testid=${`verdict-${name}`}>
     <span class="badge ${cls}">${v}</span>
-    ${g.window ? html` <span class="dim">over ${g.window}${g.scope ? `, ${g.scope}` : ''}</span>` : ''}
+    ${win ? html` <span class="dim">over the ${win}${g.scope ? `, ${g.scope}` : ''}</span>` : ''}
     ${l && n ? html`<div class="dim">errors: legacy ${pct(l.errorRate)} (${l.errors}/${l.requests}), new ${pct(n.errorRate)} (${n.errors}/${n.requests})
       · p99 legacy ${num(l.p99Ms, 1)} ms, new ${num(n.p99Ms, 1)} ms</div>` : ''}
     ${g.errorRate ? html`<div class="dim">error-rate Δ ${pct(g.errorRate.delta)} [${pct(g.errorRate.lower)}, ${pct(g.errorRate.upper)}], p=${num(g.errorRate.pValue, 4)}</div>` : ''}
-    ${g.latency ? html`<div class="dim">latency ratio ${num(g.latency.ratio, 2)}, p=${num(g.latency.pValue, 4)}</div>` : ''}
+    ${g.latency ? html`<div class="dim">p99 ratio new/legacy ${num(g.latency.ratio, 2)}, p=${num(g.latency.pValue, 4)}</div>` : ''}
     ${Array.isArray(g.reasons) && g.reasons.length ? html`<div>${g.reasons.join('; ')}</div>` : ''}
   </span>`
 }
@@ -244,10 +245,14 @@ function Explain ({ token, rollouts, onError }) {
     try {
       let body
       if (form.attributes.trim()) {
-        let attributes
-        try { attributes = JSON.parse(form.attributes) } catch { throw new Error('attributes: not valid JSON (an object such as {"plan": "gold"})') }
-        // attributes need the POST form (segments, DESIGN.md §8)
-        body = await api(token, 'POST', '/admin/explain', { rollout, key: form.key, ...(form.region ? { region: form.region } : {}), attributes })
+        // a whole request (headers, cookies, query, path, clientIp): segments decide on more than
+        // the key, so the POST form explains a request as the gateway would see it (DESIGN.md §8)
+        let described
+        try { described = JSON.parse(form.attributes) } catch { described = null }
+        if (described === null || typeof described !== 'object' || Array.isArray(described)) {
+          throw new Error('request: not a JSON object (for example {"headers": {"x-user-id": "u1", "x-plan": "gold"}})')
+        }
+        body = await api(token, 'POST', '/admin/explain', { rollout, ...described })
       } else {
         const q = new URLSearchParams({ key: form.key, rollout, ...(form.region ? { region: form.region } : {}) })
         body = await api(token, 'GET', `/admin/explain?${q}`)
@@ -262,10 +267,10 @@ function Explain ({ token, rollouts, onError }) {
   return html`<section>
     <h2>Explain a decision</h2>
     <form data-testid="explain" class="row" onSubmit=${submit}>
-      <input name="key" placeholder="cohort key (user id)" value=${form.key} onInput=${set('key')} required />
+      <input name="key" placeholder="cohort key (user id)" value=${form.key} onInput=${set('key')} />
       <select name="rollout" value=${form.rollout || rollouts[0]} onChange=${set('rollout')}>${rollouts.map((n) => html`<option value=${n}>${n}</option>`)}</select>
       <input name="region" placeholder="region (optional)" value=${form.region} onInput=${set('region')} />
-      <input name="attributes" placeholder='attributes JSON (optional)' value=${form.attributes} onInput=${set('attributes')} />
+      <input name="attributes" placeholder='or a request: {"headers": {...}}' title='a JSON request description for POST /admin/explain: headers, cookies, query, path, method, clientIp' value=${form.attributes} onInput=${set('attributes')} />
       <button type="submit">Explain</button>
     </form>
     <div data-testid="explain-result" data-key=${result?.key ?? ''} data-backend=${result?.backend ?? ''} data-reason=${result?.reason ?? ''} data-bucket=${result?.bucket ?? ''}>
@@ -346,19 +351,17 @@ function Console ({ token, me, signOut }) {
         api(token, 'GET', `/admin/shadow/mismatches?limit=10${route ? `&route=${encodeURIComponent(route)}` : ''}`).catch(() => ({ samples: [] }))
       ])
       setState(s); setStats(st); setAudit(a.entries); setSummary(sum); setSamples(mm.samples)
-      // the guard's verdict endpoint may not exist on this gateway: ask once, then stop asking
+      // the guard's verdicts (GET /admin/guard: {rollouts: {NAME: verdict}}); a gateway without it
+      // answers 404: ask once, then stop asking
       if (!guardMissing.current) {
-        const g = {}
-        for (const name of Object.keys(s.rollouts)) {
-          try {
-            const body = await api(token, 'GET', `/admin/guard?rollout=${encodeURIComponent(name)}`)
-            g[name] = body?.rollouts?.[name] ?? body
-          } catch (err) {
-            if (err instanceof ApiError && err.status === 404 && err.code !== 'DUALTRACK_ERR_UNKNOWN_ROLLOUT') { guardMissing.current = true; break }
-            g[name] = undefined
-          }
+        try {
+          const body = await api(token, 'GET', '/admin/guard')
+          const g = {}
+          for (const name of Object.keys(s.rollouts)) g[name] = body?.rollouts?.[name] ?? (body?.verdict !== undefined && body?.rollout === name ? body : undefined)
+          setGuard(g)
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 404) { guardMissing.current = true; setGuard(null) } else throw err
         }
-        setGuard(guardMissing.current ? null : g)
       }
       setRefreshed(new Date())
     } catch (err) {

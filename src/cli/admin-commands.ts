@@ -46,12 +46,10 @@ async function optional<T> (p: Promise<T>): Promise<T | undefined> {
 }
 
 async function guardOf (client: Client, names: string[]): Promise<Record<string, GuardView | undefined>> {
+  // GET /admin/guard answers {rollouts: {NAME: verdict}}; a gateway without the guard's view: none
+  const g = await optional(client.call<{ rollouts?: Record<string, GuardView> }>('GET', '/admin/guard'))
   const out: Record<string, GuardView | undefined> = {}
-  for (const name of names) {
-    const g = await optional(client.call<GuardView & { rollouts?: Record<string, GuardView> }>('GET', `/admin/guard?rollout=${encodeURIComponent(name)}`))
-    if (g === undefined) return out
-    out[name] = g.rollouts?.[name] ?? g
-  }
+  for (const name of names) out[name] = g?.rollouts?.[name]
   return out
 }
 
