@@ -96,15 +96,18 @@ const minute = (b: { rps: Series, errorRate: Series, p99Ms: Series } | undefined
 }
 
 export function renderState (s: StateView, only?: string): string {
+  // a segments column only where some rollout has percent segments (DESIGN.md §8)
+  const withSegments = Object.values(s.rollouts).some((r) => r.segments !== undefined)
   const rows = Object.entries(s.rollouts).filter(([name]) => only === undefined || name === only).map(([name, r]) => [
     name,
     `${r.percent}%`,
     Object.entries(r.regions).map(([k, p]) => `${k}=${p}%`).join(' ') || '-',
+    ...(withSegments ? [Object.entries(r.segments ?? {}).map(([k, p]) => `${k}=${String(p)}%`).join(' ') || '-'] : []),
     r.rollback ? `${r.rollback.mode} by ${r.rollback.by}${r.rollback.propagated ? '' : ' (not yet propagated)'}: ${r.rollback.reason}` : '-',
     r.plan ? `${r.plan.state}${r.plan.paused ? ' (paused)' : ''} ${r.plan.steps.join('>')}` : '-',
     `${r.updatedBy} via ${r.source} at ${r.updatedAt}`
   ])
-  return `state version ${s.version}\n` + table(['rollout', 'percent', 'regions', 'rollback', 'plan', 'last change'], rows)
+  return `state version ${s.version}\n` + table(['rollout', 'percent', 'regions', ...(withSegments ? ['segments'] : []), 'rollback', 'plan', 'last change'], rows)
 }
 
 /** the last minute per rollout: observed split, errors and p99 per backend, the guard's verdict */
@@ -155,4 +158,54 @@ export function renderPlans (s: StateView, only?: string): string {
     return [name, `${p.step + 1}/${p.steps.length} (${p.steps[p.step] ?? '-'}%)`, `${p.state}${p.paused ? ' (paused)' : ''}`, p.steps.join('>'), left, p.note ?? '']
   })
   return table(['rollout', 'step', 'state', 'steps', 'hold left', 'note'], rows)
+}
+
+export interface ExplainView {
+  rollout: string, backend: string, reason: string, bucket: number, segment?: string, key?: string | null
+  attributes?: Record<string, string | null>
+  segments?: { segment: string, matched: boolean, failed?: { attribute: string, op: string, inverted: boolean, value: string | null, why: string } }[]
+}
+
+export function renderExplain (b: ExplainView): string {
+  const lines = [`rollout ${b.rollout}: ${b.backend} (reason ${b.reason}${b.segment ? ` ${b.segment}` : ''}, bucket ${b.bucket})`]
+  const attrs = Object.entries(b.attributes ?? {})
+  if (b.key === null) lines.push('  cohort key: none found')
+  if (attrs.length > 0) lines.push('  attributes: ' + attrs.map(([k, x]) => `${k}=${x === null ? '(missing)' : JSON.stringify(x)}`).join(' '))
+  for (const s of b.segments ?? []) {
+    const f = s.failed
+    lines.push(`  segment ${s.segment}: ${s.matched ? 'matched' : `no, ${f?.attribute} ${f?.inverted ? 'NOT ' : ''}${f?.op}: ${f?.why === 'false' ? `${JSON.stringify(f.value)} does not hold` : f?.why === 'missing' ? 'missing (a missing attribute never matches)' : `${JSON.stringify(f?.value)} does not parse (never matches)`}`}`)
+  }
+  return lines.join('\n')
+}
+
+export interface GuardBody {
+  rollouts: Record<string, {
+    verdict: string
+    scope?: string
+    window?: { kind: string, since: string }
+    backends?: Record<'legacy' | 'new', { requests: number, errorRate: number, p99Ms: number }>
+    errorRate?: { delta: number, lower: number, upper: number, pValue: number } | null
+    latency?: { ratio: number | null, pValue: number } | null
+    reasons: string[]
+  }>
+}
+
+const pct2 = (x: number) => `${(x * 100).toFixed(2)}%`
+const pv = (p: number | undefined) => p === undefined ? '-' : p < 1e-4 ? p.toExponential(1) : p.toFixed(4)
+
+/** `dualtrack guard`: one line per rollout, the verdict first, then the numbers behind it */
+export function renderGuard (b: GuardBody, only?: string): string {
+  const rows = Object.entries(b.rollouts).filter(([name]) => only === undefined || name === only).map(([name, g]) => [
+    name,
+    g.verdict,
+    g.scope ?? '-',
+    g.window ? `${g.window.kind} since ${g.window.since.slice(11, 19)}` : '-',
+    g.backends ? `${g.backends.new.requests} / ${g.backends.legacy.requests}` : '-',
+    g.backends ? `${pct2(g.backends.new.errorRate)} / ${pct2(g.backends.legacy.errorRate)}` : '-',
+    g.errorRate ? `${pct2(g.errorRate.delta)} [${pct2(g.errorRate.lower)}, ${pct2(g.errorRate.upper)}] p=${pv(g.errorRate.pValue)}` : '-',
+    g.backends ? `${g.backends.new.p99Ms.toFixed(0)} / ${g.backends.legacy.p99Ms.toFixed(0)} ms` : '-',
+    g.latency ? `${g.latency.ratio === null ? '-' : g.latency.ratio.toFixed(2) + 'x'} p=${pv(g.latency.pValue)}` : '-',
+    g.reasons[0] ?? ''
+  ])
+  return table(['rollout', 'verdict', 'scope', 'sample', 'requests new/legacy', 'errors new/legacy', 'error delta [bounds] p', 'p99 new/legacy', 'p99 ratio p', 'why'], rows)
 }

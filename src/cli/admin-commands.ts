@@ -2,8 +2,8 @@
 // first argument or with --rollout (both accepted; two different names are a usage error)
 import type { Command } from 'commander'
 import {
-  createClient, renderAudit, renderMismatches, renderPlans, renderState, renderTraffic, CallError, UsageError, EXIT,
-  type AuditEntry, type Client, type GuardView, type MismatchSample, type ShadowSummary, type StateView, type StatsView
+  createClient, renderAudit, renderExplain, renderGuard, renderMismatches, renderPlans, renderState, renderTraffic, CallError, UsageError, EXIT,
+  type AuditEntry, type Client, type ExplainView, type GuardBody, type GuardView, type MismatchSample, type ShadowSummary, type StateView, type StatsView
 } from './admin-client.js'
 
 interface Common { admin?: string, json?: boolean, rollout?: string }
@@ -139,8 +139,10 @@ export function addAdminCommands (program: Command, io: Io, done: (code: Result)
     .usage('[rollout] <percent> [--region R] [--reason TEXT]')
     .description('ramp a rollout (or one region) to a percent, 0 to 100 with two decimals at most')
     .option('--region <region>', 'set this region\'s percent instead')
+    .option('--segment <segment>', 'set this segment\'s percent instead (where the gateway has segments)')
     .option('--reason <text>', 'why, for the audit')
-    .action(async (args: string[], opts: Common & { region?: string, reason?: string }, cmd: Command) => {
+    .action(async (args: string[], opts: Common & { region?: string, segment?: string, reason?: string }, cmd: Command) => {
+      if (opts.region && opts.segment) throw new UsageError('--region or --segment, not both')
       if (args.length > 2) throw new UsageError(`set takes [rollout] <percent>, got ${args.join(' ')}`)
       const pct = args.at(-1) as string
       // a number; its range and decimals are the API's to check (one message, in one place)
@@ -148,7 +150,7 @@ export function addAdminCommands (program: Command, io: Io, done: (code: Result)
       const c = client(cmd)
       const name = await requireRollout(c, pickRollout(args.length === 2 ? args[0] : undefined, opts.rollout))
       const percent = Number(pct)
-      const body = { ...(opts.region ? { regions: { [opts.region]: percent } } : { percent }), ...(opts.reason ? { reason: opts.reason } : {}) }
+      const body = { ...(opts.region ? { regions: { [opts.region]: percent } } : opts.segment ? { segments: { [opts.segment]: percent } } : { percent }), ...(opts.reason ? { reason: opts.reason } : {}) }
       const s = await c.call<StateView>('PUT', `/admin/rollouts/${encodeURIComponent(name)}`, body)
       print(json(cmd) ? JSON.stringify(s, null, 2) : renderState(s))
       return done(EXIT.ok)
@@ -182,15 +184,59 @@ export function addAdminCommands (program: Command, io: Io, done: (code: Result)
     })
 
   // explain
+  const collect = (v: string, prev: string[] = []) => [...prev, v]
   withRollout(program.command('explain').argument('[rollout]', 'the rollout (default: the only one)'))
-    .description('which system serves a user, and why')
-    .requiredOption('--key <key>', 'the cohort key (user id)')
+    .description('which system serves a user, and why: by key (GET), or a whole request as it would arrive (POST)')
+    .option('--key <key>', 'the cohort key (user id)')
     .option('--region <region>', 'the request\'s region')
-    .action(async (pos: string | undefined, opts: Common & { key: string, region?: string }, cmd: Command) => {
+    .option('--attr <name=value>', 'an attribute value by name, for segments (repeatable)', collect)
+    .option('--header <name=value>', 'a request header (repeatable): explains the request as the gateway would see it', collect)
+    .option('--cookie <name=value>', 'a cookie (repeatable)', collect)
+    .option('--query <name=value>', 'a query parameter (repeatable)', collect)
+    .option('--client-ip <ip>', 'the client address')
+    .action(async (pos: string | undefined, opts: Common & { key?: string, region?: string, attr?: string[], header?: string[], cookie?: string[], query?: string[], clientIp?: string }, cmd: Command) => {
       const name = pickRollout(pos, opts.rollout)
-      const q = new URLSearchParams({ key: opts.key, ...(opts.region ? { region: opts.region } : {}), ...(name ? { rollout: name } : {}) })
-      const b = await client(cmd).call<{ rollout: string, backend: string, reason: string, bucket: number }>('GET', `/admin/explain?${q}`)
-      print(json(cmd) ? JSON.stringify(b, null, 2) : `rollout ${b.rollout}: ${b.backend} (reason ${b.reason}, bucket ${b.bucket})`)
+      const pairs = (list: string[] | undefined, flag: string): Record<string, string> => {
+        const out: Record<string, string> = {}
+        for (const p of list ?? []) {
+          const eq = p.indexOf('=')
+          if (eq <= 0) throw new UsageError(`--${flag} takes NAME=VALUE, got ${p}`)
+          out[p.slice(0, eq)] = p.slice(eq + 1)
+        }
+        return out
+      }
+      const headers = pairs(opts.header, 'header')
+      const cookies = pairs(opts.cookie, 'cookie')
+      const query = pairs(opts.query, 'query')
+      const attrs = pairs(opts.attr, 'attr')
+      let b: ExplainView
+      if (opts.header || opts.cookie || opts.query || opts.clientIp) {
+        if (opts.key !== undefined) throw new UsageError('--key or a request (--header, --cookie, --query, --client-ip), not both')
+        // a whole request: the gateway reads the key, region and attributes from it as it would
+        b = await client(cmd).call<ExplainView>('POST', '/admin/explain', { ...(name ? { rollout: name } : {}), headers, cookies, query, ...(opts.clientIp ? { clientIp: opts.clientIp } : {}) })
+      } else {
+        if (opts.key === undefined) throw new UsageError('--key K, or a request with --header, --cookie, --query or --client-ip')
+        const q = new URLSearchParams({ key: opts.key, ...(opts.region ? { region: opts.region } : {}), ...(name ? { rollout: name } : {}) })
+        for (const [k, x] of Object.entries(attrs)) q.append(`attr.${k}`, x)
+        b = await client(cmd).call<ExplainView>('GET', `/admin/explain?${q}`)
+      }
+      print(json(cmd) ? JSON.stringify(b, null, 2) : renderExplain(b))
+      return done(EXIT.ok)
+    })
+
+  // guard
+  withRollout(program.command('guard').argument('[rollout]', 'one rollout (default: all guarded ones)'))
+    .description('the guard\'s verdict per rollout, with its numbers and p-values')
+    .action(async (pos: string | undefined, opts: Common, cmd: Command) => {
+      const name = pickRollout(pos, opts.rollout)
+      let b: GuardBody
+      try {
+        b = await client(cmd).call<GuardBody>('GET', '/admin/guard')
+      } catch (err) {
+        if (err instanceof CallError && err.status === 404 && err.code !== 'DUALTRACK_ERR_UNKNOWN_ROLLOUT') throw new CallError('this gateway has no guard view (GET /admin/guard answered 404)', 404, err.code)
+        throw err
+      }
+      print(json(cmd) ? JSON.stringify(b, null, 2) : renderGuard(b, name))
       return done(EXIT.ok)
     })
 

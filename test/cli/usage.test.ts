@@ -55,7 +55,9 @@ t.test('every verb: happy path, usage errors, 401 naming DUALTRACK_TOKEN', async
     [['set', 'a', 'b', 'c'], 'dualtrack set: set takes [rollout] <percent>, got a b c'],
     [['rollback'], "dualtrack rollback: required option '--reason <text>' not specified"],
     [['rollback', '--reason', 'x', '--mode', 'soft'], 'dualtrack rollback: --mode: hard or drain, got soft'],
-    [['explain'], "dualtrack explain: required option '--key <key>' not specified"],
+    [['explain'], 'dualtrack explain: --key K, or a request with --header, --cookie, --query or --client-ip'],
+    [['explain', '--header', 'x-user-id'], 'dualtrack explain: --header takes NAME=VALUE, got x-user-id'],
+    [['set', 'checkout', '10', '--region', 'r', '--segment', 's'], 'dualtrack set: --region or --segment, not both'],
     [['audit', '--limit', 'many'], 'dualtrack audit: --limit: a number from 1 to 1000, got many'],
     [['status', 'a', 'b'], "dualtrack status: too many arguments for 'status'"],
     [['status', '--timeout', 'soon'], 'dualtrack status: --timeout: not a duration: soon'],
@@ -72,7 +74,7 @@ t.test('every verb: happy path, usage errors, 401 naming DUALTRACK_TOKEN', async
     t.match(r.stderr, msg)
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
   }
-  const verbs = ['status', 'set', 'rollback', 'resume', 'explain', 'audit', 'mismatches', 'plan', 'undo', 'reload', 'start', 'demo']
+  const verbs = ['status', 'set', 'rollback', 'resume', 'explain', 'audit', 'mismatches', 'plan', 'undo', 'guard', 'reload', 'start', 'demo']
   const helps = await Promise.all(verbs.map((verb) => cli(a, OPERATOR, verb, '--help')))
   for (const [i, verb] of verbs.entries()) {
     const r = helps[i] as Awaited<ReturnType<typeof cli>>
@@ -85,6 +87,10 @@ t.test('every verb: happy path, usage errors, 401 naming DUALTRACK_TOKEN', async
   const wrong = await cli(a, 'wrong-token', 'audit')
   t.equal(wrong.code, 1)
   t.match(wrong.stderr, 'DUALTRACK_TOKEN holds a token this gateway does not know')
+  // a gateway without the guard's view (issue 14) says so on one line
+  const guard = await cli(a, VIEWER, 'guard')
+  if (guard.code === 0) t.match(guard.stdout, /^rollout\s+verdict\s+scope/)
+  else t.equal(guard.stderr, 'dualtrack guard: this gateway has no guard view (GET /admin/guard answered 404)\n')
   const down = await cli('http://127.0.0.1:1', OPERATOR, 'status')
   t.equal(down.code, 1)
   t.match(down.stderr, /^dualtrack status: cannot reach the admin API at http:\/\/127\.0\.0\.1:1: .* \(--admin URL or DUALTRACK_ADMIN_URL\)\n$/)
