@@ -45,6 +45,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY config ./config
+# the console's page (its libraries come from node_modules)
+COPY console ./console
 # the default config, for a plain `docker run`; Kubernetes and compose mount their own over it
 COPY config/gateway.yaml /etc/dualtrack/gateway.yaml
 # the code stays root-owned and read-only to the app; var/ holds the file state store

@@ -20,6 +20,11 @@ export default tseslint.config(
     }
   },
   {
+    // the console runs in the browser (console/, no build step)
+    files: ['console/**/*.js'],
+    languageOptions: { sourceType: 'module', globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', sessionStorage: 'readonly', URLSearchParams: 'readonly' } }
+  },
+  {
     // the CLI prints to the terminal; the gateway itself logs through pino
     files: ['src/**/*.ts'],
     ignores: ['src/cli/**', 'src/demo/**'],

@@ -7,7 +7,9 @@ import { createGatewayServer, createDataPlane, registerProxy, createAccessLog, t
 import { StateManager, Affinity, yamlViews, planPause, planResume } from './state/index.js'
 import { Guardian } from './guard/index.js'
 import { createAuth, createAdmin } from './admin/index.js'
-import { createMetrics, type Metrics } from './metrics/index.js'
+import { createMetrics, LATENCY_BUCKETS, type Metrics } from './metrics/index.js'
+import { createStats } from './stats/index.js'
+import { registerConsole } from './console/index.js'
 import { Shadower } from './shadow/index.js'
 import { loggerOptions } from './logger.js'
 import { composeHooks } from './app/hooks.js'
@@ -88,13 +90,18 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     affinity: parts.affinity
   })
 
+  // the console at / and its 5 s series, read off the counters above (DESIGN.md §10)
+  const stats = createStats(metrics.registry, LATENCY_BUCKETS, { rollouts: () => Object.keys(live.config.rollouts) })
+  registerConsole(admin, { auth: () => live.auth, stats })
+
   parts.guardian.start()
+  stats.start()
   const watcher = opts.watch ? watchConfig(config.file, () => { void reload() }) : undefined
   const lifecycle = createLifecycle({
     gateway,
     admin,
     dataPlane,
-    timers: [{ stop: () => watcher?.close() }, { stop: () => live.tokenWatch.stop() }, parts.guardian],
+    timers: [{ stop: () => watcher?.close() }, { stop: () => live.tokenWatch.stop() }, parts.guardian, stats],
     after: [parts.shadower, parts.affinity, store],
     drainDelayMs: () => live.config.server.drainDelayMs
   })

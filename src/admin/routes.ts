@@ -113,7 +113,7 @@ export function stateView (doc: StateDoc, cfg: Config, extra: { store: string, u
       updatedBy: r.updatedBy,
       updatedAt: r.updatedAt,
       source: r.source,
-      ...(plan ? { plan: r.plan === null ? null : { ...r.plan, steps: plan.steps } } : {})
+      ...(plan ? { plan: r.plan === null ? null : { ...r.plan, steps: plan.steps, holdMs: plan.holdMs } } : {})
     }
   }
   return { version: doc.version, rollouts, store: extra }

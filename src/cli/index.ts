@@ -1,83 +1,115 @@
-// the dualtrack command: start, demo, and the admin API's commands for people at a terminal
-import { parseArgs } from 'node:util'
-import { adminCommand, ADMIN_COMMANDS } from './admin-client.js'
-import type closeWithGraceFn from 'close-with-grace'
-import type { resolveConfigPath as ResolveConfigPath } from '../config/index.js'
-import type { startGateway as StartGateway } from '../main.js'
-import type { startDemo as StartDemo, startDemoBackend as StartDemoBackend } from '../demo/index.js'
+// the dualtrack command: start, demo, and the admin API's verbs for people at a terminal.
+// exit codes: 0 done, 1 the call failed, 2 a usage error (status --timeout adds 3 and 4)
+import { Command, CommanderError } from 'commander'
+import { addAdminCommands, type Io } from './admin-commands.js'
+import { CallError, UsageError, EXIT } from './admin-client.js'
 
 // the gateway's modules load only for the commands that run it: an on-call engineer's
 // `dualtrack rollback` should not wait for Fastify, ioredis and prom-client to load
 const gateway = () => Promise.all([import('close-with-grace'), import('../config/index.js'), import('../main.js'), import('../demo/index.js')])
 
-const USAGE = `usage: dualtrack <command> [options]
+/** -1: keep running (a server); otherwise the exit code */
+export async function main (argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env, isTTY: process.stdout.isTTY === true }): Promise<number> {
+  let code: number = EXIT.ok
+  const done = (c: number) => { code = c }
+  const program = new Command('dualtrack')
+    .description('a gateway that moves users from a legacy system to its replacement; these commands run it and drive its admin API')
+    .option('--admin <url>', 'the admin API (default DUALTRACK_ADMIN_URL or http://127.0.0.1:9090); the token comes from DUALTRACK_TOKEN')
+    .option('--json', 'print the server\'s JSON (for scripts)')
+    .exitOverride()
+    .showHelpAfterError(`(dualtrack ${commandName(argv) || '<command>'} --help shows the usage)`)
+    .showSuggestionAfterError(true)
+    .configureHelp({ showGlobalOptions: true })
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: (s, write) => write(`dualtrack${commandName(argv) ? ` ${commandName(argv)}` : ''}: ${s.replace(/^error: /, '')}`) })
 
-  start [--config PATH] [--pretty]      run the gateway (DUALTRACK_CONFIG picks the file too)
-  demo [--port N] [--admin-port N]      run the gateway with sample legacy and new systems
-  demo-backend --name legacy|new --port N   run one sample system
-  status                                every rollout: percent, regions, rollback
-  set <rollout> <percent> [--region R]  ramp a rollout (or one region)
-  rollback --reason "..." [--rollout R] [--drain]
-  resume [--rollout R]
-  explain --key K [--region R] [--rollout R]
-  audit [--limit N]
-  plan <rollout> pause|resume           pause or resume a ramp plan
-  reload                                re-read the YAML
-
-admin commands talk to --admin URL (default http://127.0.0.1:9090, or DUALTRACK_ADMIN_URL)
-with the token in DUALTRACK_TOKEN; --json prints the server's JSON for scripts`
-
-export async function main (argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(USAGE + '\n')
-    return command === undefined ? 1 : 0
-  }
-  if (command === 'start' || command === 'demo' || command === 'demo-backend') {
-    const [{ default: closeWithGrace }, { resolveConfigPath }, { startGateway, DEFAULT_SHUTDOWN_GRACE_MS }, { startDemo, startDemoBackend }] = await gateway()
-    return runServer(command, rest, { closeWithGrace, resolveConfigPath, startGateway, DEFAULT_SHUTDOWN_GRACE_MS, startDemo, startDemoBackend })
-  }
-  if (ADMIN_COMMANDS.has(command)) return adminCommand(command, rest)
-  process.stderr.write(`dualtrack: unknown command ${command}\n${USAGE}\n`)
-  return 1
-}
-
-interface ServerModules {
-  closeWithGrace: typeof closeWithGraceFn
-  resolveConfigPath: typeof ResolveConfigPath
-  startGateway: typeof StartGateway
-  DEFAULT_SHUTDOWN_GRACE_MS: number
-  startDemo: typeof StartDemo
-  startDemoBackend: typeof StartDemoBackend
-}
-
-async function runServer (command: string, rest: string[], m: ServerModules): Promise<number> {
-  const { closeWithGrace, resolveConfigPath, startGateway, DEFAULT_SHUTDOWN_GRACE_MS, startDemo, startDemoBackend } = m
-  if (command === 'start') {
-    const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, pretty: { type: 'boolean' } } })
-    try {
-      await startGateway({ configPath: resolveConfigPath(values.config), pretty: values.pretty ?? false, signals: true, watch: true })
-    } catch (err) {
-      process.stderr.write(`dualtrack: ${(err as Error).message}\n`)
-      return 1
-    }
-    return -1 // keep running
-  }
-  if (command === 'demo') {
-    const { values } = parseArgs({ args: rest, options: { port: { type: 'string' }, 'admin-port': { type: 'string' }, config: { type: 'string' }, pretty: { type: 'boolean' } } })
-    const demo = await startDemo({
-      configPath: values.config,
-      pretty: values.pretty ?? process.stdout.isTTY,
-      gatewayPort: values.port === undefined ? undefined : Number(values.port),
-      adminPort: values['admin-port'] === undefined ? undefined : Number(values['admin-port'])
+  program.command('start')
+    .description('run the gateway (DUALTRACK_CONFIG picks the file too)')
+    .option('--config <path>', 'the YAML config (default DUALTRACK_CONFIG or config/gateway.yaml)')
+    .option('--pretty', 'human-readable logs')
+    .action(async (opts: { config?: string, pretty?: boolean }) => {
+      const [, { resolveConfigPath }, { startGateway }] = await gateway()
+      try {
+        await startGateway({ configPath: resolveConfigPath(opts.config), pretty: opts.pretty ?? false, signals: true, watch: true })
+      } catch (err) {
+        throw new CallError((err as Error).message, undefined, undefined)
+      }
+      done(-1)
     })
-    const g = demo.gateway.gatewayUrl
-    process.stdout.write(`
+
+  program.command('demo')
+    .description('run the gateway with sample legacy and new systems, and print the console\'s address and tokens')
+    .option('--port <n>', 'the gateway\'s port (default 8080; 0 picks a free one)')
+    .option('--admin-port <n>', 'the admin port (default 9090; 0 picks a free one)')
+    .option('--config <path>', 'another config (default: the bundled config/demo.yaml)')
+    .option('--pretty', 'human-readable logs (default when the output is a terminal)')
+    .action(async (opts: { port?: string, adminPort?: string, config?: string, pretty?: boolean }) => {
+      const port = (v: string | undefined, what: string) => {
+        if (v === undefined) return undefined
+        if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65_535) throw new UsageError(`${what}: a port number, got ${v}`)
+        return Number(v)
+      }
+      const gatewayPort = port(opts.port, '--port')
+      const adminPort = port(opts.adminPort, '--admin-port')
+      const [{ default: closeWithGrace }, , { DEFAULT_SHUTDOWN_GRACE_MS }, { startDemo }] = await gateway()
+      const demo = await startDemo({ configPath: opts.config, pretty: opts.pretty ?? io.isTTY, gatewayPort, adminPort })
+      printDemo(io, demo.gateway.gatewayUrl, demo.gateway.adminUrl, demo.legacy.url, demo.new.url, demo.tokens)
+      closeWithGrace({ delay: DEFAULT_SHUTDOWN_GRACE_MS }, async () => { await demo.stop() })
+      done(-1)
+    })
+
+  program.command('demo-backend')
+    .description('run one sample system')
+    .requiredOption('--name <name>', 'legacy or new')
+    .option('--port <n>', 'port', '0')
+    .option('--host <host>', 'address to bind', '0.0.0.0')
+    .action(async (opts: { name: string, port: string, host: string }) => {
+      if (opts.name !== 'legacy' && opts.name !== 'new') throw new UsageError(`--name: legacy or new, got ${opts.name}`)
+      const [{ default: closeWithGrace }, , { DEFAULT_SHUTDOWN_GRACE_MS }, { startDemoBackend }] = await gateway()
+      const b = await startDemoBackend(opts.name, Number(opts.port), opts.host)
+      io.stdout.write(`sample ${b.name} system on ${b.url}\n`)
+      closeWithGrace({ delay: DEFAULT_SHUTDOWN_GRACE_MS }, async () => { await b.close() })
+      done(-1)
+    })
+
+  addAdminCommands(program, io, done)
+
+  if (argv.length === 0) {
+    io.stderr.write(program.helpInformation())
+    return EXIT.usage
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version are not errors; everything else commander refuses is usage
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return EXIT.ok
+      return EXIT.usage
+    }
+    const name = commandName(argv)
+    if (err instanceof UsageError) {
+      io.stderr.write(`dualtrack ${name}: ${err.message}\n(dualtrack ${name} --help shows the usage)\n`)
+      return EXIT.usage
+    }
+    io.stderr.write(`dualtrack ${name}: ${(err as Error).message}\n`)
+    return EXIT.failed
+  }
+  return code
+}
+
+function commandName (argv: string[]): string {
+  return argv.find((a) => !a.startsWith('-')) ?? ''
+}
+
+function printDemo (io: Io, g: string, admin: string, legacy: string, fresh: string, tokens: { operator: string, viewer: string }) {
+  io.stdout.write(`
 dualtrack demo
+  console  ${admin}/   open it and paste a token:
+             operator  ${tokens.operator}
+             viewer    ${tokens.viewer}
   gateway  ${g}
-  admin    ${demo.gateway.adminUrl}   (token: see the log line "admin token")
-  legacy   ${demo.legacy.url}
-  new      ${demo.new.url}
+  admin    ${admin}
+  legacy   ${legacy}
+  new      ${fresh}
 
 try:
   curl -si ${g}/api/whoami -H 'x-user-id: alice'          # sticky: alice always lands on one system
@@ -87,19 +119,10 @@ try:
   curl -s  ${g}/api/payments/notify -d 'out_trade_no=<orderId from above>'
   curl -s  ${g}/api/payments/notify -H 'content-type: text/xml' -d '<xml><out_trade_no><![CDATA[<orderId from above>]]></out_trade_no></xml>'   # WeChat Pay v2 style
 
+the CLI, in another terminal:
+  export DUALTRACK_ADMIN_URL=${admin} DUALTRACK_TOKEN=${tokens.operator}
+  dualtrack status --watch
+
 Ctrl-C stops everything.
 `)
-    closeWithGrace({ delay: DEFAULT_SHUTDOWN_GRACE_MS }, async () => {
-      await demo.stop()
-    })
-    return -1
-  }
-  if (command === 'demo-backend') {
-    const { values } = parseArgs({ args: rest, options: { name: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } } })
-    const b = await startDemoBackend(values.name ?? 'legacy', Number(values.port ?? 0), values.host ?? '0.0.0.0')
-    process.stdout.write(`sample ${b.name} system on ${b.url}\n`)
-    closeWithGrace({ delay: DEFAULT_SHUTDOWN_GRACE_MS }, async () => { await b.close() })
-    return -1
-  }
-  return 1
 }

@@ -66,7 +66,7 @@ t.test('the CLI drives the admin API', async (t) => {
 
   const usage = await cli(a, OPERATOR, 'rollback')
   t.equal(usage.code, 2)
-  t.match(usage.stderr, 'usage: dualtrack rollback --reason')
+  t.match(usage.stderr, "dualtrack rollback: required option '--reason <text>' not specified")
   const down = await cli('http://127.0.0.1:1', OPERATOR, 'status')
   t.equal(down.code, 1)
   t.match(down.stderr, 'cannot reach the admin API at http://127.0.0.1:1')

@@ -1,0 +1,268 @@
+// the console's time series: fixed-size rings of 5 s slots filled from cumulative counters.
+// pure (time is a parameter): the sampler feeds it snapshots, /admin/stats reads it
+import type { BackendName } from '../config/index.js'
+
+export const SLOT_MS = 5000
+/** one hour of 5 s slots: the longest window /admin/stats serves */
+export const DEFAULT_CAPACITY = 720
+/** the sample-ratio check looks at the last minute */
+export const RATIO_WINDOW_MS = 60_000
+/** rollouts tracked at most: config names, so a bound only against a runaway config */
+export const MAX_ROLLOUTS = 256
+
+/** cumulative counts since start, as prom-client holds them */
+export interface BackendCounts {
+  requests: number
+  /** answers with a 5xx status (upstream failures map to 502/504) */
+  errors: number
+  /** cumulative histogram counts per upper bound of `bounds`, then +Inf */
+  buckets: readonly number[]
+}
+
+export interface Snapshot {
+  backends: Record<BackendName, BackendCounts>
+  shadow: { match: number, mismatch: number, error: number }
+  rollouts: Record<string, { decided: number, onNew: number, ratioTotal: number, ratioNew: number, targetPercent: number }>
+}
+
+export interface SampleRatio {
+  /** requests decided by percent or unkeyed over the last minute */
+  n: number
+  observed: number | null
+  expected: number
+  /** chi-square goodness of fit, 1 degree of freedom; null without requests */
+  pValue: number | null
+  /** false when the split is off target beyond chance (p < 0.001, the usual SRM alarm) */
+  ok: boolean | null
+}
+
+export interface StatsView {
+  window: string
+  stepMs: number
+  scope: 'local'
+  /** the end of each slot, ms since epoch */
+  t: number[]
+  backends: Record<BackendName, { rps: (number | null)[], errorRate: (number | null)[], p99Ms: (number | null)[] }>
+  shadow: { match: (number | null)[], mismatch: (number | null)[], error: (number | null)[] }
+  rollouts: Record<string, { share: (number | null)[], target: (number | null)[], sampleRatio: SampleRatio }>
+}
+
+const BACKENDS: readonly BackendName[] = ['legacy', 'new']
+const SRM_ALPHA = 0.001
+
+interface RolloutRing { decided: Float64Array, onNew: Float64Array, ratioTotal: Float64Array, ratioNew: Float64Array, target: Float64Array }
+
+export class StatsRing {
+  readonly capacity: number
+  readonly bounds: readonly number[]
+  // which slot number each index holds now; a stale one reads as "no data"
+  #slot: Float64Array
+  #req: Record<BackendName, Float64Array>
+  #err: Record<BackendName, Float64Array>
+  #hist: Record<BackendName, Float64Array>
+  #shadow: { match: Float64Array, mismatch: Float64Array, error: Float64Array }
+  #rollouts = new Map<string, RolloutRing>()
+  #prev: Snapshot | undefined
+
+  /** bounds: the histogram's upper bounds in seconds (without +Inf) */
+  constructor (bounds: readonly number[], capacity = DEFAULT_CAPACITY) {
+    this.capacity = capacity
+    this.bounds = bounds
+    const f = () => new Float64Array(capacity)
+    this.#slot = new Float64Array(capacity).fill(-1)
+    this.#req = { legacy: f(), new: f() }
+    this.#err = { legacy: f(), new: f() }
+    this.#hist = { legacy: new Float64Array(capacity * (bounds.length + 1)), new: new Float64Array(capacity * (bounds.length + 1)) }
+    this.#shadow = { match: f(), mismatch: f(), error: f() }
+  }
+
+  /** bytes held by the rings: constant for a given set of rollouts, whatever the time */
+  footprint (): number {
+    let n = this.#slot.byteLength
+    for (const b of BACKENDS) n += this.#req[b].byteLength + this.#err[b].byteLength + this.#hist[b].byteLength
+    n += this.#shadow.match.byteLength + this.#shadow.mismatch.byteLength + this.#shadow.error.byteLength
+    for (const r of this.#rollouts.values()) n += r.decided.byteLength * 5
+    return n
+  }
+
+  /** the slot that `now` falls in, cleared when it last held an older slot */
+  #index (now: number): number {
+    const slot = Math.floor(now / SLOT_MS)
+    const i = slot % this.capacity
+    if (this.#slot[i] !== slot) {
+      this.#slot[i] = slot
+      for (const b of BACKENDS) {
+        this.#req[b][i] = 0
+        this.#err[b][i] = 0
+        this.#hist[b].fill(0, i * (this.bounds.length + 1), (i + 1) * (this.bounds.length + 1))
+      }
+      this.#shadow.match[i] = 0
+      this.#shadow.mismatch[i] = 0
+      this.#shadow.error[i] = 0
+      for (const r of this.#rollouts.values()) {
+        r.decided[i] = 0; r.onNew[i] = 0; r.ratioTotal[i] = 0; r.ratioNew[i] = 0; r.target[i] = NaN
+      }
+    }
+    return i
+  }
+
+  #rollout (name: string): RolloutRing | undefined {
+    let r = this.#rollouts.get(name)
+    if (r === undefined && this.#rollouts.size < MAX_ROLLOUTS) {
+      const f = () => new Float64Array(this.capacity)
+      r = { decided: f(), onNew: f(), ratioTotal: f(), ratioNew: f(), target: f().fill(NaN) }
+      this.#rollouts.set(name, r)
+    }
+    return r
+  }
+
+  /** forget rollouts no longer configured */
+  retain (names: ReadonlySet<string>): void {
+    for (const name of this.#rollouts.keys()) if (!names.has(name)) this.#rollouts.delete(name)
+  }
+
+  /** add what happened since the previous snapshot to the slot of `now` */
+  record (now: number, snap: Snapshot): void {
+    const prev = this.#prev
+    this.#prev = snap
+    const i = this.#index(now)
+    // a counter that went down was reset (a registry rebuilt): count from zero
+    const d = (a: number, b: number | undefined) => (b === undefined || a < b ? a : a - b)
+    const width = this.bounds.length + 1
+    for (const b of BACKENDS) {
+      const cur = snap.backends[b]
+      const old = prev?.backends[b]
+      this.#req[b][i] = (this.#req[b][i] as number) + (prev ? d(cur.requests, old?.requests) : 0)
+      this.#err[b][i] = (this.#err[b][i] as number) + (prev ? d(cur.errors, old?.errors) : 0)
+      if (prev) {
+        const h = this.#hist[b]
+        for (let k = 0; k < width; k++) h[i * width + k] = (h[i * width + k] as number) + d(cur.buckets[k] ?? 0, old?.buckets[k])
+      }
+    }
+    for (const k of ['match', 'mismatch', 'error'] as const) {
+      this.#shadow[k][i] = (this.#shadow[k][i] as number) + (prev ? d(snap.shadow[k], prev.shadow[k]) : 0)
+    }
+    for (const [name, s] of Object.entries(snap.rollouts)) {
+      const r = this.#rollout(name)
+      if (r === undefined) continue
+      const o = prev?.rollouts[name]
+      if (prev) {
+        r.decided[i] = (r.decided[i] as number) + d(s.decided, o?.decided)
+        r.onNew[i] = (r.onNew[i] as number) + d(s.onNew, o?.onNew)
+        r.ratioTotal[i] = (r.ratioTotal[i] as number) + d(s.ratioTotal, o?.ratioTotal)
+        r.ratioNew[i] = (r.ratioNew[i] as number) + d(s.ratioNew, o?.ratioNew)
+      }
+      r.target[i] = s.targetPercent
+    }
+  }
+
+  /** the series of the last `windowMs` ending with the slot of `now` */
+  view (now: number, windowMs: number, label: string): StatsView {
+    const n = Math.max(1, Math.min(this.capacity, Math.round(windowMs / SLOT_MS)))
+    const last = Math.floor(now / SLOT_MS)
+    const secs = SLOT_MS / 1000
+    const width = this.bounds.length + 1
+    const t: number[] = []
+    const idx: (number | -1)[] = []
+    for (let s = last - n + 1; s <= last; s++) {
+      t.push((s + 1) * SLOT_MS)
+      const i = ((s % this.capacity) + this.capacity) % this.capacity
+      idx.push(this.#slot[i] === s ? i : -1)
+    }
+    const per = (a: Float64Array) => idx.map((i) => (i === -1 ? null : round((a[i] as number) / secs)))
+    const backends = {} as StatsView['backends']
+    for (const b of BACKENDS) {
+      const req = this.#req[b]
+      const err = this.#err[b]
+      const h = this.#hist[b]
+      backends[b] = {
+        rps: per(req),
+        errorRate: idx.map((i) => (i === -1 || (req[i] as number) === 0 ? null : round((err[i] as number) / (req[i] as number)))),
+        p99Ms: idx.map((i) => (i === -1 ? null : quantileMs(h, i * width, this.bounds, 0.99)))
+      }
+    }
+    const rollouts: StatsView['rollouts'] = {}
+    const ratioSlots = Math.max(1, Math.round(RATIO_WINDOW_MS / SLOT_MS))
+    for (const [name, r] of this.#rollouts) {
+      let total = 0
+      let fresh = 0
+      for (const i of idx.slice(-ratioSlots)) {
+        if (i === -1) continue
+        total += r.ratioTotal[i] as number
+        fresh += r.ratioNew[i] as number
+      }
+      const lastTarget = [...idx].reverse().map((i) => (i === -1 ? NaN : r.target[i] as number)).find((v) => !Number.isNaN(v))
+      rollouts[name] = {
+        share: idx.map((i) => (i === -1 || (r.decided[i] as number) === 0 ? null : round((r.onNew[i] as number) / (r.decided[i] as number)))),
+        target: idx.map((i) => (i === -1 || Number.isNaN(r.target[i] as number) ? null : (r.target[i] as number) / 100)),
+        sampleRatio: sampleRatio(total, fresh, (lastTarget ?? 0) / 100)
+      }
+    }
+    return {
+      window: label,
+      stepMs: SLOT_MS,
+      scope: 'local',
+      t,
+      backends,
+      shadow: { match: per(this.#shadow.match), mismatch: per(this.#shadow.mismatch), error: per(this.#shadow.error) },
+      rollouts
+    }
+  }
+}
+
+const round = (v: number) => Math.round(v * 1e4) / 1e4
+
+/** histogram_quantile over one slot's bucket deltas (linear within the bucket, as Prometheus does) */
+export function quantileMs (h: Float64Array, offset: number, bounds: readonly number[], q: number): number | null {
+  let total = 0
+  for (let k = 0; k <= bounds.length; k++) total += h[offset + k] as number
+  if (total === 0) return null
+  const rank = q * total
+  let seen = 0
+  for (let k = 0; k <= bounds.length; k++) {
+    const c = h[offset + k] as number
+    if (seen + c >= rank && c > 0) {
+      // past the last bound the answer is that bound: the histogram knows no more
+      if (k === bounds.length) return (bounds[bounds.length - 1] as number) * 1000
+      const lo = k === 0 ? 0 : bounds[k - 1] as number
+      const hi = bounds[k] as number
+      return round((lo + (hi - lo) * ((rank - seen) / c)) * 1000)
+    }
+    seen += c
+  }
+  return null
+}
+
+/** chi-square test of an observed split against the target share (sample ratio mismatch) */
+export function sampleRatio (n: number, onNew: number, expected: number): SampleRatio {
+  if (n === 0) return { n, observed: null, expected, pValue: null, ok: null }
+  const observed = onNew / n
+  // a 0% or 100% target cannot drift by chance: any request on the other side is a mismatch
+  if (expected <= 0 || expected >= 1) {
+    const off = expected <= 0 ? onNew : n - onNew
+    return { n, observed: round(observed), expected, pValue: off === 0 ? 1 : 0, ok: off === 0 }
+  }
+  const eNew = n * expected
+  const eOld = n * (1 - expected)
+  const chi = (onNew - eNew) ** 2 / eNew + ((n - onNew) - eOld) ** 2 / eOld
+  const p = erfc(Math.sqrt(chi / 2))
+  return { n, observed: round(observed), expected, pValue: Number(p.toPrecision(4)), ok: p >= SRM_ALPHA }
+}
+
+// complementary error function (Numerical Recipes' erfcc, relative error < 1.2e-7)
+function erfc (x: number): number {
+  const z = Math.abs(x)
+  const t = 1 / (1 + 0.5 * z)
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+  return x >= 0 ? r : 2 - r
+}
+
+/** `15m`, `5m`, `1h`, `90s` → ms, within one slot and the ring's length; undefined when not */
+export function parseWindow (s: string | undefined, capacity = DEFAULT_CAPACITY): number | undefined {
+  const m = /^([0-9]{1,5})(s|m|h)$/.exec(s ?? '15m')
+  if (m === null) return undefined
+  const ms = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000)
+  if (ms < SLOT_MS || ms > capacity * SLOT_MS) return undefined
+  return ms
+}
