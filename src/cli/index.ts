@@ -16,10 +16,12 @@ const USAGE = `usage: dualtrack <command> [options]
   demo [--port N] [--admin-port N]      run the gateway with sample legacy and new systems
   demo-backend --name legacy|new --port N   run one sample system
   status                                every rollout: percent, regions, rollback
-  set <rollout> <percent> [--region R]  ramp a rollout (or one region)
+  set <rollout> <percent> [--region R | --segment S]   ramp a rollout (or one region, or one segment)
   rollback --reason "..." [--rollout R] [--drain]
   resume [--rollout R]
-  explain --key K [--region R] [--rollout R]
+  explain --key K [--region R] [--attr NAME=VALUE]... [--rollout R]
+  explain [--header NAME=VALUE]... [--cookie NAME=VALUE]... [--query NAME=VALUE]... [--client-ip IP]
+                                        which system a request gets, and which segment matched
   audit [--limit N]
   plan <rollout> pause|resume           pause or resume a ramp plan
   reload                                re-read the YAML
