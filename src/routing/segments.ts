@@ -5,7 +5,7 @@
 import { BlockList } from 'node:net'
 import semver from 'semver'
 import type { BackendName, ConditionSpec, Operator } from '../config/index.js'
-import { parseCidr, parseDate, parseIp, parseNumber, parseSemver } from '../config/index.js'
+import { comparePlainSemver, parseCidr, parseDate, parseIp, parseNumber, parseSemver } from '../config/index.js'
 import { thresholdOf } from './bucket.js'
 import { compileKeySource, type KeyReader, type RequestView } from './cohort-key.js'
 
@@ -125,7 +125,12 @@ function compileTest (c: ConditionSpec): Test {
     case 'SEMVER_EQ': case 'SEMVER_GT': case 'SEMVER_LT': {
       const t = parseSemver(one) as semver.SemVer
       const want = op === 'SEMVER_EQ' ? 0 : op === 'SEMVER_GT' ? 1 : -1
-      return (v) => { const s = parseSemver(v); return s === undefined ? undefined : semver.compare(s, t) === want }
+      return (v) => {
+        const c = comparePlainSemver(v, t)
+        if (c !== undefined) return c === want
+        const s = parseSemver(v)
+        return s === undefined ? undefined : semver.compare(s, t) === want
+      }
     }
     case 'REGEX': {
       const re = new RegExp(str(one), ci ? 'i' : '')

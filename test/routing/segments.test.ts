@@ -199,3 +199,22 @@ rollouts:
   t.equal(r.segments, undefined)
   t.same(Object.keys(decide(r, req({ 'x-user-id': 'u1' }))).sort(), ['backend', 'bucket', 'reason', 'segment'])
 })
+
+t.test('the plain-semver fast path agrees with semver', async (t) => {
+  const { comparePlainSemver, parseSemver } = await import('../../src/config/index.js')
+  const semver = (await import('semver')).default
+  const versions = ['0.0.0', '1.2.3', 'v1.2.3', '1.2.10', '1.10.2', '10.0.0', '5.0.0', '5.0.0-rc.1', '5.0.0+build', '01.2.3', '1.2', '1.2.3.4', '1..3', 'x', '', '999999999999999.0.0', '9999999999999999.0.0']
+  const targets = ['5.0.0', '5.0.0-beta.2', '1.2.3', '0.0.1', '10.0.0-0']
+  let fast = 0
+  for (const v of versions) {
+    for (const target of targets) {
+      const tv = parseSemver(target)
+      if (tv === undefined) throw new Error(target)
+      const c = comparePlainSemver(v, tv)
+      const s = parseSemver(v)
+      if (c !== undefined) { fast++; t.equal(c, semver.compare(s as NonNullable<typeof s>, tv), `${v} vs ${target}`) }
+      else if (s !== undefined) t.ok(/[-+]|^9{16}|^v?0\d/.test(v), `${v}: only non-plain versions leave the fast path`)
+    }
+  }
+  t.ok(fast >= 40, `${fast} comparisons took the fast path`)
+})
