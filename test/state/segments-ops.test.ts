@@ -1,7 +1,9 @@
 // percent segments in the run-time state: most recent change wins across YAML and the admin API,
 // an unrelated YAML edit keeps an admin change, and a doc from before segments takes the YAML's
 import t from 'tap'
-import { applyOp, emptyDoc, setRollout, syncYaml, type StateDoc } from '../../src/state/index.js'
+// the pure ops behind the state folder's door: a unit test of them, like bucket.test.ts
+import { applyOp, emptyDoc, setRollout, syncYaml } from '../../src/state/ops.js'
+import type { StateDoc } from '../../src/state/types.js'
 
 const ADMIN = { name: 'oncall', source: 'admin' as const }
 const view = (percent: number, segments?: Record<string, number>) => ({ checkout: { percent, regions: {}, ...(segments ? { segments } : {}) } })
