@@ -48,7 +48,7 @@ t.test('PUT /admin/rollouts/:name: success and every refusal', async (t) => {
     [{ percent: 'abc' }, 400, 'body.percent: must be number', 'percent'],
     [{ percent: 5.555 }, 400, 'body.percent: must have at most two decimals', 'percent'],
     [{}, 400, 'body: must NOT have fewer than 1 properties', 'body'],
-    [{ percnt: 5 }, 400, 'body.percnt: unknown key (allowed: percent, regions, reason)', 'percnt'],
+    [{ percnt: 5 }, 400, 'body.percnt: unknown key (allowed: percent, regions, segments, reason)', 'percnt'],
     [{ regions: { zhejiang: 120 } }, 400, 'body.regions.zhejiang: must be <= 100', 'regions.zhejiang']
   ]
   for (const [body, status, message, field] of bad) {
