@@ -22,6 +22,19 @@ rollouts:
   jwt:      { percent: 50, salt: bench, cohortKey: [jwt:sub] }
   regional: { percent: 50, salt: bench, cohortKey: [header:x-user-id], regions: { key: header:x-region, percent: { guangdong: 100, zhejiang: 20 } },
               force: { new: [qa-user-1, qa-user-2], legacy: [vip-42] } }
+  # the same rollout with three segments (DESIGN.md §8): a Set, a semver and a date condition
+  segmented:
+    percent: 50
+    salt: bench
+    cohortKey: [header:x-user-id]
+    attributes:
+      tier: [header:x-user-tier]
+      appVersion: [header:x-app-version]
+      registeredAt: [jwt:reg_at, header:x-user-registered-at]
+    segments:
+      - { name: staff, when: [{ attribute: tier, op: IN, values: [staff, qa], caseInsensitive: true }], backend: new }
+      - { name: old-apps, when: [{ attribute: appVersion, op: SEMVER_LT, value: "3.0.0" }], backend: legacy }
+      - { name: new-signups, when: [{ attribute: registeredAt, op: DATE_AFTER, value: "2026-11-01T00:00:00Z" }], percent: 10 }
 routes:
   - { name: api, match: { prefix: / }, rollout: header }
 `
@@ -35,6 +48,9 @@ const plain = users.map((u) => ({ method: 'GET', url: '/api/orders/o-1', headers
 const regional = users.map((u, i) => ({ method: 'GET', url: '/api/orders/o-1', headers: { 'x-user-id': u, 'x-region': REGIONS[i % 4] } }))
 // the chain finds no cookie, then the JWT claim: the costliest usual case
 const jwts = users.map((u) => ({ method: 'GET', url: '/api/orders/o-1', headers: { cookie: 'theme=dark; lang=zh', authorization: `Bearer ${b64url({ alg: 'none' })}.${b64url({ sub: u, iat: 1_764_000_000 })}.sig` } }))
+// segments: every condition read and evaluated, none holds (the costliest case), and the last one holds
+const segMiss = users.map((u) => ({ method: 'GET', url: '/api/orders/o-1', headers: { 'x-user-id': u, 'x-user-tier': 'customer', 'x-app-version': '5.2.1', 'x-user-registered-at': '2025-06-01T08:00:00Z' } }))
+const segHit = users.map((u) => ({ method: 'GET', url: '/api/orders/o-1', headers: { 'x-user-id': u, 'x-user-tier': 'customer', 'x-app-version': '5.2.1', 'x-user-registered-at': '2026-11-20T08:00:00Z' } }))
 const salt = encodeSalt('bench')
 
 const out = { backend: 'legacy', reason: 'default', bucket: -1 }
@@ -45,6 +61,10 @@ const next = () => { i = (i + 1) % POOL; return i }
 let onNew = 0
 for (const req of plain) if (decideInto(out, rollouts.header, req, undefined).backend === 'new') onNew++
 console.log(`pool of ${POOL} ids at 50%: ${(onNew / POOL * 100).toFixed(1)}% on new`)
+for (const [what, pool, want] of [['segMiss', segMiss, 'percent'], ['segHit', segHit, 'segment']]) {
+  const got = decideInto(out, rollouts.segmented, pool[0], undefined).reason
+  if (got !== want) throw new Error(`${what}: reason ${got}, expected ${want}`)
+}
 
 summary(() => {
   group('per request', () => {
@@ -53,6 +73,13 @@ summary(() => {
     bench('decideInto: header key + force sets + region', () => do_not_optimize(decideInto(out, rollouts.regional, regional[next()], undefined)))
     bench('decideInto: jwt:sub', () => do_not_optimize(decideInto(out, rollouts.jwt, jwts[next()], undefined)))
     bench('decideInto: cookie → jwt chain', () => do_not_optimize(decideInto(out, rollouts.chain, jwts[next()], undefined)))
+  })
+})
+summary(() => {
+  group('segments', () => {
+    bench('decideInto: no segments (header key)', () => do_not_optimize(decideInto(out, rollouts.header, plain[next()], undefined)))
+    bench('decideInto: 3 segments, none holds (IN + SEMVER_LT + DATE_AFTER read)', () => do_not_optimize(decideInto(out, rollouts.segmented, segMiss[next()], undefined)))
+    bench('decideInto: 3 segments, the third (percent) holds', () => do_not_optimize(decideInto(out, rollouts.segmented, segHit[next()], undefined)))
   })
 })
 group('short cut', () => {

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { describeSchemaError, type Config } from '../config/index.js'
 import type { ErrorObject } from 'ajv'
-import { explainKey, type Router } from '../routing/index.js'
+import { explainKey, explainRequest, type Router, type RequestView } from '../routing/index.js'
 import { rollback, resume, setRollout, type RolloutPatch, type StateManager, type StateDoc } from '../state/index.js'
 import type { Auth, Principal } from './auth.js'
 import { registerAffinityRoute, type AffinityView } from './affinity-route.js'
@@ -48,6 +48,7 @@ const putRollout = {
     properties: {
       percent: PERCENT,
       regions: { type: 'object', minProperties: 1, additionalProperties: { ...PERCENT, nullable: true } },
+      segments: { type: 'object', minProperties: 1, additionalProperties: PERCENT },
       reason: { type: 'string', maxLength: 500 }
     }
   }
@@ -79,7 +80,9 @@ const explainSchema = {
     type: 'object',
     additionalProperties: false,
     required: ['key'],
-    properties: { key: { type: 'string', minLength: 1, maxLength: 512 }, rollout: { type: 'string' }, region: { type: 'string', maxLength: 128 } }
+    properties: { key: { type: 'string', minLength: 1, maxLength: 512 }, rollout: { type: 'string' }, region: { type: 'string', maxLength: 128 } },
+    // attr.NAME=value: a segment attribute's value as read
+    patternProperties: { '^attr\\.[A-Za-z0-9_.-]+$': { type: 'string', maxLength: 512 } }
   }
 } as const
 
@@ -90,6 +93,45 @@ const mismatchesSchema = {
     properties: { route: { type: 'string', minLength: 1, maxLength: 200 }, limit: { type: 'string', pattern: '^[0-9]{1,3}$' } }
   }
 } as const
+
+// a request as it would arrive: headers, cookies, query, the peer's address
+const STRINGS = { type: 'object', maxProperties: 100, additionalProperties: { type: 'string', maxLength: 8192 } } as const
+const explainPostSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      rollout: { type: 'string', minLength: 1 },
+      method: { type: 'string', pattern: '^[A-Z]+$' },
+      path: { type: 'string', pattern: '^/', maxLength: 2048 },
+      headers: STRINGS,
+      cookies: STRINGS,
+      query: STRINGS,
+      clientIp: { type: 'string', maxLength: 64 }
+    }
+  }
+} as const
+
+export interface ExplainBody {
+  rollout?: string
+  method?: string
+  path?: string
+  headers?: Record<string, string>
+  cookies?: Record<string, string>
+  query?: Record<string, string>
+  clientIp?: string
+}
+
+/** the request an explain body describes, as the data plane would see it */
+export function explainView (b: ExplainBody): RequestView {
+  const headers: Record<string, string> = {}
+  for (const [k, v] of Object.entries(b.headers ?? {})) headers[k.toLowerCase()] = v
+  const cookies = Object.entries(b.cookies ?? {}).map(([k, v]) => `${k}=${v}`)
+  if (cookies.length > 0) headers.cookie = [headers.cookie, ...cookies].filter(Boolean).join('; ')
+  const q = new URLSearchParams(b.query ?? {}).toString()
+  const path = b.path ?? '/'
+  return { method: b.method ?? 'GET', url: q === '' ? path : `${path}${path.includes('?') ? '&' : '?'}${q}`, headers, socket: { remoteAddress: b.clientIp } }
+}
 
 const auditSchema = {
   querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,4}$' } } }
@@ -113,10 +155,18 @@ export function stateView (doc: StateDoc, cfg: Config, extra: { store: string, u
       updatedBy: r.updatedBy,
       updatedAt: r.updatedAt,
       source: r.source,
+      ...(cfg.rollouts[name]?.segments?.some((x) => x.percent !== undefined) ? { segments: percentSegments(cfg, name, r.segments) } : {}),
       ...(plan ? { plan: r.plan === null ? null : { ...r.plan, steps: plan.steps, holdMs: plan.holdMs } } : {})
     }
   }
   return { version: doc.version, rollouts, store: extra }
+}
+
+// the percent segments of the config in force, with their run-time percentages
+function percentSegments (cfg: Config, rollout: string, live: Readonly<Record<string, number>> | undefined): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const s of cfg.rollouts[rollout]?.segments ?? []) if (s.percent !== undefined) out[s.name] = live?.[s.name] ?? s.percent
+  return out
 }
 
 export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): void {
@@ -174,7 +224,16 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
   admin.put<{ Params: { name: string }, Body: RolloutPatch & { reason?: string } }>('/admin/rollouts/:name', { onRequest: operator, schema: putRollout }, async (req, reply) => {
     const { name } = req.params
     if (!known(reply, name)) return reply
-    const res = await deps.state.change(setRollout(name, { percent: req.body.percent, regions: req.body.regions }, actor(req), req.body.reason ?? null))
+    if (req.body.segments !== undefined) {
+      // only a percent segment has a percentage to change; anything else is refused whole
+      const percent = (deps.config().rollouts[name]?.segments ?? []).filter((x) => x.percent !== undefined).map((x) => x.name)
+      const bad = Object.keys(req.body.segments).find((k) => !percent.includes(k))
+      if (bad !== undefined) {
+        const fixed = deps.config().rollouts[name]?.segments?.some((x) => x.name === bad) === true
+        return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`body.segments.${bad}: ${fixed ? `segment ${bad} routes to a fixed backend and has no percent` : `rollout ${name} has no percent segment named ${bad}`} (percent segments: ${percent.join(', ') || 'none'})`), { field: `segments.${bad}` })
+      }
+    }
+    const res = await deps.state.change(setRollout(name, { percent: req.body.percent, regions: req.body.regions, segments: req.body.segments }, actor(req), req.body.reason ?? null))
     return { ...view(), propagated: res.propagated }
   })
 
@@ -194,14 +253,37 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
     return { ...view(), propagated: res.propagated }
   })
 
-  admin.get<{ Querystring: { key: string, rollout?: string, region?: string } }>('/admin/explain', { onRequest: viewer, schema: explainSchema }, async (req, reply) => {
+  // both explains are reads: a viewer may call them
+  const rolloutFor = (reply: FastifyReply, asked: string | undefined, where: string) => {
     const rollouts = Object.keys(deps.config().rollouts)
-    const name = req.query.rollout ?? (rollouts.length === 1 ? rollouts[0] : undefined)
-    if (name === undefined) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`query.rollout: is required when there are several rollouts (${rollouts.join(', ')})`), { field: 'rollout' })
-    if (!known(reply, name)) return reply
+    const name = asked ?? (rollouts.length === 1 ? rollouts[0] : undefined)
+    if (name === undefined) {
+      void fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`${where}.rollout: is required when there are several rollouts (${rollouts.join(', ')})`), { field: 'rollout' })
+      return undefined
+    }
+    if (!known(reply, name)) return undefined
     const r = deps.router().rollouts.get(name)
-    if (r === undefined) return fail(reply, new DUALTRACK_ERR_UNKNOWN_ROLLOUT(name))
-    return { rollout: name, key: req.query.key, region: req.query.region ?? null, ...explainKey(r, req.query.key, req.query.region) }
+    if (r === undefined) { void fail(reply, new DUALTRACK_ERR_UNKNOWN_ROLLOUT(name)); return undefined }
+    return r
+  }
+
+  admin.get<{ Querystring: Record<string, string> & { key: string, rollout?: string, region?: string } }>('/admin/explain', { onRequest: viewer, schema: explainSchema }, async (req, reply) => {
+    const r = rolloutFor(reply, req.query.rollout, 'query')
+    if (r === undefined) return reply
+    const attrs: Record<string, string> = {}
+    for (const [k, v] of Object.entries(req.query)) if (k.startsWith('attr.')) attrs[k.slice(5)] = v
+    const unknown = Object.keys(attrs).find((k) => !(r.segments?.attributes.includes(k) ?? false))
+    if (unknown !== undefined) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`query.attr.${unknown}: rollout ${r.name} has no attribute named ${unknown} (attributes: ${r.segments?.attributes.join(', ') || 'none'})`), { field: `attr.${unknown}` })
+    return { rollout: r.name, key: req.query.key, region: req.query.region ?? null, ...explainKey(r, req.query.key, req.query.region, attrs) }
+  })
+
+  admin.post<{ Body: ExplainBody }>('/admin/explain', { onRequest: viewer, schema: explainPostSchema }, async (req, reply) => {
+    const r = rolloutFor(reply, req.body.rollout, 'body')
+    if (r === undefined) return reply
+    const view = explainView(req.body)
+    const key = r.key(view)
+    const region = r.region?.(view)
+    return { rollout: r.name, key: key ?? null, region: region ?? null, ...explainRequest(r, view) }
   })
 
   admin.get<{ Querystring: { limit?: string } }>('/admin/audit', { onRequest: viewer, schema: auditSchema }, async (req) => {

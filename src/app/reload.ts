@@ -49,6 +49,7 @@ export function createPublisher (live: Live, state: StateManager, dataPlane: Dat
       if (r !== undefined) shown[name] = live.config.rollouts[name]?.plan ? r : { percent: r.percent, rollback: r.rollback }
     }
     metrics.state(shown, state.doc.version)
+    for (const [name, r] of Object.entries(live.config.rollouts)) if (r.segments !== undefined) metrics.segments(name, r.segments.map((x) => x.name))
   }
 }
 

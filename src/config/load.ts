@@ -8,6 +8,7 @@ import { ConfigSchema, type RawConfig, type RawRollout } from './schema.js'
 import { parseDuration } from './duration.js'
 import { readTokenFile, tokenWeakness } from './tokens.js'
 import { checkIdPatterns, type IdPatternsConfig } from './id-patterns.js'
+import { conditionProblems, exampleCondition } from './segment-values.js'
 import { DUALTRACK_ERR_CONFIG_ENV, DUALTRACK_ERR_CONFIG_INVALID, DUALTRACK_ERR_CONFIG_NOT_FOUND, DUALTRACK_ERR_CONFIG_SYNTAX } from '../errors.js'
 
 export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml'
@@ -227,11 +228,37 @@ function crossCheck (cfg: RawConfig, doc: Document, lines: LineCounter, file: st
         out.push(`${file}${lineOf(doc, lines, at)}: ${at.join('.')}: ${p.message}${p.message.includes('example:') ? '' : '\n  example: idPatterns: { new: "^NW-", legacy: "^LG-" }'}`)
       }
     }
+    out.push(...segmentProblems(name, r, doc, lines, file))
     if (r.plan) {
       const s = r.plan.steps
       if (s.some((v, i) => i > 0 && v <= (s[i - 1] as number))) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'plan', 'steps'])}: rollouts.${name}.plan.steps: must rise step by step\n  example: steps: [5, 10, 25, 50, 100]`)
     }
   }
+  return out
+}
+
+// segments: each names declared attributes, values that parse, one outcome, a unique name
+function segmentProblems (name: string, r: RawRollout, doc: Document, lines: LineCounter, file: string): string[] {
+  const out: string[] = []
+  const attributes = Object.keys(r.attributes ?? {})
+  const seen = new Set<string>()
+  ;(r.segments ?? []).forEach((s, i) => {
+    const at = ['rollouts', name, 'segments', i]
+    const field = `rollouts.${name}.segments[${i}]`
+    if ((s.percent === undefined) === (s.backend === undefined)) {
+      out.push(`${file}${lineOf(doc, lines, at)}: ${field}: needs exactly one of percent or backend\n  example: percent: 10   (or backend: new)`)
+    }
+    if (seen.has(s.name)) out.push(`${file}${lineOf(doc, lines, [...at, 'name'])}: ${field}.name: ${s.name} is used by another segment\n  example: name: ${s.name}-2`)
+    seen.add(s.name)
+    s.when.forEach((c, j) => {
+      for (const p of conditionProblems(c, attributes)) {
+        const key = p.field.replace(/\[\d+\]$/, '')
+        const idx = /\[(\d+)\]$/.exec(p.field)?.[1]
+        const path = [...at, 'when', j, key, ...(idx === undefined ? [] : [Number(idx)])]
+        out.push(`${file}${lineOf(doc, lines, path)}: ${field}.when[${j}].${p.field}: ${p.message}\n  example: ${exampleCondition(c.op)}`)
+      }
+    })
+  })
   return out
 }
 

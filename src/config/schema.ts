@@ -1,6 +1,7 @@
 // the gateway's configuration as a JSON schema (TypeBox builds it, Ajv checks it);
 // `examples` on a node is what a config error shows as a valid example
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { OPERATORS, type Operator } from './segment-values.js'
 
 const Backend = () => Type.Unsafe<'legacy' | 'new'>({ type: 'string', enum: ['legacy', 'new'], default: 'legacy', examples: ['default: legacy'] })
 
@@ -21,6 +22,9 @@ const JSON_PATH = 'json:\\$(\\.[A-Za-z0-9_-]+|\\[(0|[1-9][0-9]{0,5})\\])+'
 const XML_NAME = 'xml:[A-Za-z_][A-Za-z0-9_.-]*'
 const AFFINITY_LEARN = `^(${JSON_PATH}|${XML_NAME}|header:[A-Za-z0-9_-]+)$`
 const AFFINITY_LOOKUP = `^(${JSON_PATH}|${XML_NAME}|header:[A-Za-z0-9_-]+|form:[A-Za-z0-9_.-]+|query:[A-Za-z0-9_.-]+|path:/.*:[A-Za-z][A-Za-z0-9_]*.*)$`
+// where a segment attribute is read from: a key source, or the client's address
+const ATTRIBUTE_SOURCE = '^((header|cookie|query|jwt):[A-Za-z0-9_.!#$%&\'*+^`|~-]+|client-ip)$'
+const NAME = '^[A-Za-z0-9_.-]+$'
 
 const obj = <T extends Record<string, TSchema>>(props: T, example: string, extra: Record<string, unknown> = {}) =>
   Type.Object(props, { additionalProperties: false, examples: [example], ...extra })
@@ -51,6 +55,27 @@ const ShadowSchema = obj({
   }, 'compare: { ignore: [$.createdAt], headers: [content-type], numericTolerance: 0.001 }', { default: {} }),
   redact: Type.Array(Type.String({ pattern: '^\\$' }), { default: [], examples: ['redact: [$.buyer.address]'] })
 }, 'shadow: { percent: 100, methods: [GET], writes: off }')
+
+// a condition value: YAML strings or numbers (dates as epoch seconds may be numbers)
+const ConditionValue = () => Type.Unsafe<string | number>({ type: ['string', 'number'] })
+
+export const ConditionSchema = Type.Object({
+  attribute: Type.String({ minLength: 1, examples: ['attribute: registeredAt'] }),
+  op: Type.Unsafe<Operator>({ type: 'string', enum: [...OPERATORS], examples: ['op: DATE_AFTER'] }),
+  value: Type.Optional(ConditionValue()),
+  values: Type.Optional(Type.Array(ConditionValue(), { minItems: 1, examples: ['values: [staff, qa]'] })),
+  inverted: Type.Boolean({ default: false, examples: ['inverted: true'] }),
+  caseInsensitive: Type.Boolean({ default: false, examples: ['caseInsensitive: true'] })
+}, { additionalProperties: false, required: ['attribute', 'op'], examples: ['- { attribute: registeredAt, op: DATE_AFTER, value: "2026-11-01T00:00:00Z" }'] })
+
+export const SegmentSchema = obj({
+  name: Type.String({ pattern: NAME, examples: ['name: new-signups'] }),
+  when: Type.Array(ConditionSchema, { minItems: 1, examples: ['when: [{ attribute: tier, op: IN, values: [staff] }]'] }),
+  /** bucket against this on the rollout's cohort bucket */
+  percent: Type.Optional(PercentSchema),
+  /** a fixed system */
+  backend: Type.Optional(Type.Unsafe<'legacy' | 'new'>({ type: 'string', enum: ['legacy', 'new'], examples: ['backend: new'] }))
+}, '- { name: new-signups, when: [{ attribute: registeredAt, op: DATE_AFTER, value: "2026-11-01" }], percent: 10 }', { required: ['name', 'when'] })
 
 export const RolloutSchema = obj({
   percent: PercentSchema,
@@ -88,6 +113,11 @@ export const RolloutSchema = obj({
     /** drain: orders new owns keep reaching it; hard: everything to legacy (only where data is shared) */
     rollbackMode: Type.Unsafe<'drain' | 'hard'>({ type: 'string', enum: ['drain', 'hard'], default: 'drain', examples: ['rollbackMode: drain'] })
   }, 'guard: { window: 60s, minRequests: 200, maxErrorRate: 0.02 }')),
+  /** named request attributes for segments: the first present source wins */
+  attributes: Type.Optional(Type.Record(Type.String({ pattern: NAME }), Type.Array(Type.String({ pattern: ATTRIBUTE_SOURCE, examples: ['[jwt:reg_at, header:x-user-registered-at]'] }), { minItems: 1 }),
+    { examples: ['attributes: { registeredAt: [jwt:reg_at, header:x-user-registered-at], clientIp: [client-ip] }'] })),
+  /** user groups checked in order after force: the first whose conditions all hold decides */
+  segments: Type.Optional(Type.Array(SegmentSchema, { examples: ['segments: [{ name: staff, when: [{ attribute: tier, op: IN, values: [staff] }], backend: new }]'] })),
   plan: Type.Optional(obj({
     steps: Type.Array(PercentSchema, { minItems: 1, examples: ['steps: [5, 10, 25, 50, 100]'] }),
     hold: Duration('hold: 10m')
@@ -160,6 +190,7 @@ export const ConfigSchema = obj({
 
 export type RawConfig = Static<typeof ConfigSchema>
 export type RawRollout = Static<typeof RolloutSchema>
+export type RawSegment = Static<typeof SegmentSchema>
 export type RawRoute = Static<typeof RouteSchema>
 export type BackendName = 'legacy' | 'new'
 export const BACKENDS: readonly BackendName[] = Object.freeze(['legacy', 'new'])

@@ -37,6 +37,8 @@ export interface RolloutSeries {
   readonly name: string
   readonly decisions: Record<Reason, Record<BackendName, CounterChild>>
   readonly ratio: Record<BackendName, CounterChild>
+  // segment name -> children by backend; filled on first sight (names come from the config)
+  readonly segments: Map<string, Record<BackendName, CounterChild>>
   // per second slot: requests decided by percent or unkeyed, and how many went to new
   readonly slotsTotal: Uint32Array
   readonly slotsNew: Uint32Array
@@ -50,7 +52,10 @@ export interface Metrics {
   rollout (name: string): RolloutSeries
   /** one finished request */
   request (route: RouteSeries, backend: BackendName, method: string, status: number, seconds: number, error: UpstreamErrorKind | undefined): void
-  decision (rollout: RolloutSeries, backend: BackendName, reason: Reason): void
+  /** `segment`: the segment that decided, when reason is segment */
+  decision (rollout: RolloutSeries, backend: BackendName, reason: Reason, segment?: string): void
+  /** start a rollout's segment series at 0 (a dashboard shows them before the first match) */
+  segments (rollout: string, names: readonly string[]): void
   /** run-time state: percent per rollout, rollbacks, version */
   state (rollouts: Readonly<Record<string, { percent: number, rollback: unknown, plan?: { step: number } | null }>>, version: number): void
   storeUp (kind: string, up: () => boolean): void
@@ -103,7 +108,18 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const affinityDropped = new Counter({ name: 'dualtrack_affinity_dropped_total', help: 'Owner records dropped because the write-behind queue was full', registers: [registry] })
   const rollbackOwned = new Counter({ name: 'dualtrack_rollback_owned_total', help: 'Requests during a rollback that named an order with a known owner, by that owner (hard: those owned by new reached legacy)', labelNames: ['rollout', 'backend'], registers: [registry] })
   const ratio = new Counter({ name: 'dualtrack_sample_ratio_total', help: 'Requests decided by percent or unkeyed, by backend (the sample-ratio check)', labelNames: ['rollout', 'backend'], registers: [registry] })
+  const segmentDecisions = new Counter({ name: 'dualtrack_segment_decisions_total', help: 'Requests decided by a segment, by rollout, segment and backend', labelNames: ['rollout', 'segment', 'backend'], registers: [registry] })
   const rollouts = new Map<string, RolloutSeries>()
+  const segmentOf = (r: RolloutSeries, name: string) => {
+    let s = r.segments.get(name)
+    if (s === undefined) {
+      s = { legacy: segmentDecisions.labels(r.name, name, 'legacy'), new: segmentDecisions.labels(r.name, name, 'new') }
+      s.legacy.inc(0)
+      s.new.inc(0)
+      r.segments.set(name, s)
+    }
+    return s
+  }
   const windowOf = (r: RolloutSeries) => {
     const now = Math.floor(Date.now() / 1000)
     let total = 0
@@ -168,6 +184,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
           name,
           decisions: d,
           ratio: { legacy: ratio.labels(name, 'legacy'), new: ratio.labels(name, 'new') },
+          segments: new Map(),
           slotsTotal: new Uint32Array(SAMPLE_WINDOW_S),
           slotsNew: new Uint32Array(SAMPLE_WINDOW_S),
           slotSecond: new Float64Array(SAMPLE_WINDOW_S)
@@ -188,8 +205,9 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       b.duration.observe(seconds)
       if (error !== undefined) b.errors[error].inc()
     },
-    decision (r, backend, reason) {
+    decision (r, backend, reason, segment) {
       r.decisions[reason][backend].inc()
+      if (segment !== undefined) segmentOf(r, segment)[backend].inc()
       // unkeyed requests count too: a client that sends no key (or a broken cookie) shows as drift
       if (reason === 'percent' || reason === 'unkeyed') {
         r.ratio[backend].inc()
@@ -209,6 +227,10 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
         if (s.plan !== undefined) planStep.labels(name).set(s.plan === null ? 0 : s.plan.step + 1)
       }
       version.set(v)
+    },
+    segments (rollout, names) {
+      const r = metrics.rollout(rollout)
+      for (const n of names) segmentOf(r, n)
     },
     storeUp (kind, up) { probe = { kind, up } },
     reload (ok) { reloads.labels(ok ? 'success' : 'failure').inc() },

@@ -20,6 +20,7 @@ export function createAccessLog (log: FastifyBaseLogger): AccessLog {
       path: pathOf(request.raw.url ?? ''),
       backend: r.decision.backend,
       reason: r.decision.reason,
+      ...(r.decision.segment !== undefined ? { segment: r.decision.segment } : {}),
       status: r.result.status,
       durationMs: Math.round(seconds * 1e6) / 1e3,
       ...(r.result.errorKind ? { upstreamError: r.result.errorKind } : {}),

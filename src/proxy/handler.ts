@@ -103,7 +103,7 @@ export function createProxyHandler (dp: DataPlane) {
     const url = raw.url as string
     const router = dp.router
     const route = router.table.match(method, pathOf(url))
-    const decision: Decision = { backend: router.defaultBackend, reason: 'default', bucket: -1 }
+    const decision: Decision = { backend: router.defaultBackend, reason: 'default', bucket: -1, segment: undefined }
     const te = raw.headers['transfer-encoding']
     const cl = raw.headers['content-length']
     const hasBody = te !== undefined || (cl !== undefined && cl !== '0')

@@ -10,6 +10,8 @@ export interface RequestView {
   /** path and query, as received */
   readonly url: string
   readonly headers: IncomingHttpHeaders
+  /** the peer (an IncomingMessage's socket); read only by the client-ip attribute */
+  readonly socket?: { readonly remoteAddress?: string | undefined } | undefined
 }
 
 export type KeyReader = (req: RequestView) => string | undefined

@@ -1,8 +1,10 @@
 // the compiled routing state of one config: route table, rollouts, default backend; rebuilt on a
 // reload and swapped whole, updated in place (thresholds, rollbacks) when the run-time state changes
 import type { BackendName, Config } from '../config/index.js'
+import { parseCidr } from '../config/index.js'
 import { compileRouteTable, type RouteTable } from './route-table.js'
 import { applyLive, compileRollout, type CompiledRollout, type RolloutLive } from './decide.js'
+import { compileCidrs } from './segments.js'
 
 type RouteConfig = Config['routes'][number]
 
@@ -21,7 +23,9 @@ export class Router {
 
   constructor (cfg: Config, live?: Readonly<Record<string, RolloutLive>>) {
     const rollouts = new Map<string, CompiledRollout>()
-    for (const [name, r] of Object.entries(cfg.rollouts)) rollouts.set(name, compileRollout(name, r, live?.[name]))
+    // the client-ip attribute believes x-forwarded-for from these only
+    const trusted = compileCidrs(cfg.server.trustedProxies.filter((c) => parseCidr(c) !== undefined))
+    for (const [name, r] of Object.entries(cfg.rollouts)) rollouts.set(name, compileRollout(name, r, live?.[name], trusted))
     this.rollouts = rollouts
     this.routes = cfg.routes.map((r) => ({ name: r.name, config: r, match: r.match, rollout: rollouts.get(r.rollout) as CompiledRollout }))
     this.table = compileRouteTable(this.routes)

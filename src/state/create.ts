@@ -22,6 +22,10 @@ export async function createStateStore (cfg: Config, log: FastifyBaseLogger): Pr
 /** the YAML-owned fields of every rollout */
 export function yamlViews (cfg: Config): Record<string, YamlView> {
   const out: Record<string, YamlView> = {}
-  for (const [name, r] of Object.entries(cfg.rollouts)) out[name] = { percent: r.percent, regions: { ...(r.regions?.percent ?? {}) } }
+  for (const [name, r] of Object.entries(cfg.rollouts)) {
+    const segments: Record<string, number> = {}
+    for (const s of r.segments ?? []) if (s.percent !== undefined) segments[s.name] = s.percent
+    out[name] = { percent: r.percent, regions: { ...(r.regions?.percent ?? {}) }, segments }
+  }
   return out
 }

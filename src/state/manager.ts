@@ -59,7 +59,7 @@ export class StateManager {
   /** the run-time values the router needs */
   live (): Record<string, RolloutLive> {
     const out: Record<string, RolloutLive> = {}
-    for (const [name, r] of Object.entries(this.#doc.rollouts)) out[name] = { percent: r.percent, regions: r.regions, rollback: r.rollback?.mode ?? null }
+    for (const [name, r] of Object.entries(this.#doc.rollouts)) out[name] = { percent: r.percent, regions: r.regions, rollback: r.rollback?.mode ?? null, segments: r.segments ?? {} }
     return out
   }
 

@@ -27,16 +27,49 @@ function fresh (y: YamlView, now: number): RolloutState {
   return {
     percent: y.percent,
     regions: { ...y.regions },
+    segments: { ...y.segments },
     rollback: null,
     updatedBy: 'yaml',
     updatedAt: new Date(now).toISOString(),
     source: 'yaml',
-    stamps: { percent: now, rollback: 0, regions: Object.fromEntries(Object.keys(y.regions).map((k) => [k, now])) },
+    stamps: {
+      percent: now,
+      rollback: 0,
+      regions: Object.fromEntries(Object.keys(y.regions).map((k) => [k, now])),
+      segments: Object.fromEntries(Object.keys(y.segments ?? {}).map((k) => [k, now]))
+    },
     plan: null
   }
 }
 
 const YAML_ACTOR: Actor = { name: 'yaml', source: 'yaml' }
+
+// a doc written before segments existed has none: give it empty ones
+function segmentsOf (r: RolloutState): { cur: Record<string, number>, stamps: Record<string, number> } {
+  r.segments ??= {}
+  r.stamps.segments ??= {}
+  return { cur: r.segments, stamps: r.stamps.segments }
+}
+
+/**
+ * bring a YAML map (regions, segment percents) in: a key whose YAML value differs from the YAML
+ * last seen (`prev`; undefined: never seen) applies unless changed more recently elsewhere
+ */
+function syncMap (cur: Record<string, number>, stamps: Record<string, number>, prev: Readonly<Record<string, number>> | undefined, next: Readonly<Record<string, number>>, now: number): boolean {
+  const keys = new Set([...Object.keys(next), ...Object.keys(prev ?? {})])
+  let changed = false
+  for (const k of keys) {
+    const was = prev?.[k]
+    const is = next[k]
+    if (prev !== undefined && was === is) continue
+    if (cur[k] === is || now < (stamps[k] ?? 0)) continue
+    if (is === undefined) delete cur[k]
+    else cur[k] = is
+    stamps[k] = now
+    changed = true
+  }
+  return changed
+}
 
 /**
  * bring the YAML's fields in: a field whose YAML value differs from the YAML last seen was edited
@@ -51,7 +84,7 @@ export function syncYaml (views: Readonly<Record<string, YamlView>>): Op {
       const r = doc.rollouts[name]
       if (r === undefined) {
         doc.rollouts[name] = fresh(y, now)
-        out.push(entry(now, YAML_ACTOR, 'init', name, null, { percent: y.percent, regions: y.regions }))
+        out.push(entry(now, YAML_ACTOR, 'init', name, null, { percent: y.percent, regions: y.regions, ...(y.segments !== undefined && Object.keys(y.segments).length > 0 ? { segments: y.segments } : {}) }))
       } else {
         if (prev === undefined || prev.percent !== y.percent) {
           if (r.percent !== y.percent && now >= r.stamps.percent) {
@@ -61,31 +94,31 @@ export function syncYaml (views: Readonly<Record<string, YamlView>>): Op {
             touch(r, now, YAML_ACTOR)
           }
         }
-        const keys = new Set([...Object.keys(y.regions), ...Object.keys(prev?.regions ?? {})])
         const before = { ...r.regions }
-        let changed = false
-        for (const k of keys) {
-          const was = prev?.regions[k]
-          const is = y.regions[k]
-          if (prev !== undefined && was === is) continue
-          if (r.regions[k] === is || now < (r.stamps.regions[k] ?? 0)) continue
-          if (is === undefined) delete r.regions[k]
-          else r.regions[k] = is
-          r.stamps.regions[k] = now
-          changed = true
-        }
-        if (changed) {
+        if (syncMap(r.regions, r.stamps.regions, prev?.regions, y.regions, now)) {
           out.push(entry(now, YAML_ACTOR, 'set-regions', name, before, { ...r.regions }))
           touch(r, now, YAML_ACTOR)
         }
+        const seg = segmentsOf(r)
+        const segBefore = { ...seg.cur }
+        // a doc from before segments saw no YAML segments: every one in the file is new to it
+        if (syncMap(seg.cur, seg.stamps, prev === undefined ? undefined : (prev.segments ?? {}), y.segments ?? {}, now)) {
+          out.push(entry(now, YAML_ACTOR, 'set-segments', name, segBefore, { ...seg.cur }))
+          touch(r, now, YAML_ACTOR)
+        }
       }
-      doc.yaml[name] = { percent: y.percent, regions: { ...y.regions } }
+      doc.yaml[name] = { percent: y.percent, regions: { ...y.regions }, segments: { ...y.segments } }
     }
     return out
   })
 }
 
-export interface RolloutPatch { percent?: number | undefined, regions?: Record<string, number | null> | undefined }
+export interface RolloutPatch {
+  percent?: number | undefined
+  regions?: Record<string, number | null> | undefined
+  /** percent segments by name (the caller checked the names) */
+  segments?: Record<string, number> | undefined
+}
 
 export function setRollout (name: string, patch: RolloutPatch, actor: Actor, reason: string | null = null): Op {
   return described('setRollout', [name, patch, actor, reason], (doc, now) => {
@@ -113,6 +146,18 @@ export function setRollout (name: string, patch: RolloutPatch, actor: Actor, rea
         changed = true
       }
       if (changed) out.push(entry(now, actor, 'set-regions', name, before, { ...r.regions }, reason))
+    }
+    if (patch.segments !== undefined) {
+      const seg = segmentsOf(r)
+      const before = { ...seg.cur }
+      let changed = false
+      for (const [k, v] of Object.entries(patch.segments)) {
+        if (now < (seg.stamps[k] ?? 0) || seg.cur[k] === v) continue
+        seg.cur[k] = v
+        seg.stamps[k] = now
+        changed = true
+      }
+      if (changed) out.push(entry(now, actor, 'set-segments', name, before, { ...seg.cur }, reason))
     }
     if (out.length > 0) touch(r, now, actor)
     return out

@@ -28,17 +28,19 @@ export interface PlanState {
 export interface RolloutState {
   percent: number
   regions: Record<string, number>
+  /** percent segments' percentages by name (absent in docs written before segments existed) */
+  segments?: Record<string, number>
   rollback: Rollback | null
   updatedBy: string
   updatedAt: string
   source: Source
   /** when each field last changed (ms since epoch): the most recent change wins across channels */
-  stamps: { percent: number, rollback: number, regions: Record<string, number> }
+  stamps: { percent: number, rollback: number, regions: Record<string, number>, segments?: Record<string, number> }
   plan: PlanState | null
 }
 
 /** the YAML-owned fields of one rollout as last seen in a file */
-export interface YamlView { percent: number, regions: Record<string, number> }
+export interface YamlView { percent: number, regions: Record<string, number>, segments?: Record<string, number> }
 
 export interface AuditEntry {
   at: string

@@ -48,7 +48,7 @@ t.test('PUT /admin/rollouts/:name: success and every refusal', async (t) => {
     [{ percent: 'abc' }, 400, 'body.percent: must be number', 'percent'],
     [{ percent: 5.555 }, 400, 'body.percent: must have at most two decimals', 'percent'],
     [{}, 400, 'body: must NOT have fewer than 1 properties', 'body'],
-    [{ percnt: 5 }, 400, 'body.percnt: unknown key (allowed: percent, regions, reason)', 'percnt'],
+    [{ percnt: 5 }, 400, 'body.percnt: unknown key (allowed: percent, regions, segments, reason)', 'percnt'],
     [{ regions: { zhejiang: 120 } }, 400, 'body.regions.zhejiang: must be <= 100', 'regions.zhejiang']
   ]
   for (const [body, status, message, field] of bad) {
@@ -134,9 +134,9 @@ t.test('explain', async (t) => {
   const { a } = await setup(t)
   const b = bucketOf(encodeSalt('test-salt'), 'u1')
   const r = await call(a, 'GET', '/admin/explain?rollout=checkout&key=u1', VIEWER)
-  t.same(r.body, { rollout: 'checkout', key: 'u1', region: null, backend: b < 5000 ? 'new' : 'legacy', reason: 'percent', bucket: b })
+  t.same(r.body, { rollout: 'checkout', key: 'u1', region: null, backend: b < 5000 ? 'new' : 'legacy', reason: 'percent', bucket: b, attributes: {} })
   const g = await call(a, 'GET', '/admin/explain?key=u1&region=guangdong', VIEWER)
-  t.same(g.body, { rollout: 'checkout', key: 'u1', region: 'guangdong', backend: 'new', reason: 'region', bucket: b }, 'one rollout: the name is optional')
+  t.same(g.body, { rollout: 'checkout', key: 'u1', region: 'guangdong', backend: 'new', reason: 'region', bucket: b, attributes: {} }, 'one rollout: the name is optional')
   t.match((await call(a, 'GET', '/admin/explain?key=qa-user-1', VIEWER)).body, { backend: 'new', reason: 'force', bucket: -1 })
   t.same((await call(a, 'GET', '/admin/explain', VIEWER)).body, { error: 'DUALTRACK_ERR_BAD_REQUEST', message: 'querystring.key: is required', field: 'key' })
   t.equal((await call(a, 'GET', '/admin/explain?key=u1&rollout=nope', VIEWER)).status, 404)

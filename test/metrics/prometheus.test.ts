@@ -68,7 +68,11 @@ t.test('every dashboard query returns data from a real Prometheus', async (t) =>
     match: { prefix: /api/whoami }
     rollout: checkout
 `
-  const yaml = basicYaml(legacy.url, fresh.url, { routes }).replace(`  - name: orders
+  // a staff segment, so the per-segment panel has a real series
+  const rollout = `    attributes: { tier: [header:x-user-tier] }
+    segments: [{ name: staff, when: [{ attribute: tier, op: IN, values: [staff] }], backend: new }]
+`
+  const yaml = basicYaml(legacy.url, fresh.url, { routes, rollout }).replace(`  - name: orders
     match: { prefix: /api/orders }
     rollout: checkout`, `  - name: orders
     match: { prefix: /api/orders }
@@ -87,7 +91,7 @@ t.test('every dashboard query returns data from a real Prometheus', async (t) =>
       const i = sent++
       const user = i % 10 === 0 ? undefined : `user-${i % 500}`
       const path = i % 3 === 0 ? '/api/payments' : '/api/orders/7'
-      const r = await request(gw.url + path, { method: i % 3 === 0 ? 'POST' : 'GET', body: i % 3 === 0 ? '{}' : undefined, headers: user ? { 'x-user-id': user } : {}, dispatcher: agent })
+      const r = await request(gw.url + path, { method: i % 3 === 0 ? 'POST' : 'GET', body: i % 3 === 0 ? '{}' : undefined, headers: { ...(user ? { 'x-user-id': user } : {}), ...(i % 7 === 0 ? { 'x-user-tier': 'staff' } : {}) }, dispatcher: agent })
       await r.body.dump()
       if (w === 0) await new Promise((resolve) => setTimeout(resolve, 2))
     }
