@@ -114,6 +114,7 @@ dualtrack demo
 try:
   curl -si ${g}/api/whoami -H 'x-user-id: alice'          # sticky: alice always lands on one system
   curl -si ${g}/api/whoami -H 'x-user-id: qa-user-1'      # forced to new
+  curl -si ${g}/api/whoami -H 'x-user-id: bob' -H 'x-user-registered-at: 2026-11-20'   # a new sign-up: reason segment (new-signups)
   curl -si ${g}/api/whoami                                # no key: unkeyed, legacy
   curl -s  ${g}/api/orders -H 'x-user-id: alice' -H 'content-type: application/json' -d '{"items":[{"sku":"tea","qty":2,"price":9.5}]}'
   curl -s  ${g}/api/payments/notify -d 'out_trade_no=<orderId from above>'
