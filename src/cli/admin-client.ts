@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 
-export const ADMIN_COMMANDS = new Set(['status', 'set', 'rollback', 'resume', 'explain', 'audit', 'reload', 'plan'])
+export const ADMIN_COMMANDS = new Set(['status', 'set', 'rollback', 'resume', 'explain', 'audit', 'reload', 'plan', 'owners'])
 
 interface Call { method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown }
 
@@ -15,7 +15,8 @@ const COMMON = {
   reason: { type: 'string' },
   drain: { type: 'boolean' },
   key: { type: 'string' },
-  limit: { type: 'string' }
+  limit: { type: 'string' },
+  backend: { type: 'string' }
 } as const
 
 export async function adminCommand (command: string, args: string[]): Promise<number> {
@@ -59,6 +60,17 @@ export async function adminCommand (command: string, args: string[]): Promise<nu
       call = { method: 'POST', path: `/admin/rollouts/${encodeURIComponent(rollout)}/plan/${action}`, body: {} }
       break
     }
+    case 'owners': {
+      const [verb, id] = positionals
+      if (verb === 'export') {
+        if (v.backend !== undefined && v.backend !== 'legacy' && v.backend !== 'new') return usage('owners export --backend legacy|new [--rollout R]')
+        const q = new URLSearchParams({ ...(v.backend ? { backend: v.backend } : {}), ...(v.rollout ? { rollout: v.rollout } : {}) })
+        return exportOwners(base, `/admin/affinity${q.size > 0 ? `?${q}` : ''}`)
+      }
+      if (verb !== 'get' || id === undefined) return usage('owners get <orderId> [--rollout R] | owners export --backend legacy|new [--rollout R]')
+      call = { method: 'GET', path: `/admin/affinity/${encodeURIComponent(id)}${v.rollout ? `?rollout=${encodeURIComponent(v.rollout)}` : ''}` }
+      break
+    }
     default: return usage(command)
   }
   const token = process.env.DUALTRACK_TOKEN
@@ -92,6 +104,33 @@ export async function adminCommand (command: string, args: string[]): Promise<nu
   return 0
 }
 
+// NDJSON straight through to stdout as it arrives: a million owners never sit in memory, and the
+// pipe's backpressure slows the read. A transfer cut short (the store failed midway) exits 1
+async function exportOwners (base: string, path: string): Promise<number> {
+  const token = process.env.DUALTRACK_TOKEN
+  try {
+    const res = await request(base + path, { headers: token ? { authorization: `Bearer ${token}` } : {}, headersTimeout: 30_000, bodyTimeout: 60_000 })
+    if (res.statusCode >= 400) {
+      const text = await res.body.text()
+      let b: { error?: string, message?: string } = {}
+      try { b = JSON.parse(text) as typeof b } catch { b = { message: text } }
+      process.stderr.write(`dualtrack owners: ${res.statusCode} ${b.error ?? ''} ${b.message ?? ''}\n`)
+      return 1
+    }
+    let lines = 0
+    for await (const chunk of res.body) {
+      const buf = chunk as Buffer
+      for (const byte of buf) if (byte === 10) lines++
+      if (!process.stdout.write(buf)) await new Promise((resolve) => process.stdout.once('drain', resolve))
+    }
+    process.stderr.write(`dualtrack owners: ${lines} owners exported\n`)
+    return 0
+  } catch (err) {
+    process.stderr.write(`dualtrack owners: export failed: ${(err as Error).message}\n`)
+    return 1
+  }
+}
+
 function usage (msg: string): number {
   process.stderr.write(`usage: dualtrack ${msg}\n`)
   return 2
@@ -113,6 +152,10 @@ export function render (command: string, body: unknown): string {
       rows.map((e) => [e.at, e.actor, e.source, e.action, e.rollout ?? '*', `${JSON.stringify(e.before)} -> ${JSON.stringify(e.after)}`, e.reason ?? '']))
   }
   if (command === 'reload') return 'config reloaded'
+  if (command === 'owners') {
+    const o = body as { orderId: string, owner: string, learnedAt: string | null }
+    return `order ${o.orderId}: ${o.owner} (learned ${o.learnedAt ?? 'before the ledger'})`
+  }
   const s = body as StateView
   const rows = Object.entries(s.rollouts).map(([name, r]) => [
     name,

@@ -23,6 +23,8 @@ const USAGE = `usage: dualtrack <command> [options]
   audit [--limit N]
   plan <rollout> pause|resume           pause or resume a ramp plan
   reload                                re-read the YAML
+  owners get <orderId> [--rollout R]    which system owns an order, since when
+  owners export [--backend new] [--rollout R]   every owner, NDJSON on stdout
 
 admin commands talk to --admin URL (default http://127.0.0.1:9090, or DUALTRACK_ADMIN_URL)
 with the token in DUALTRACK_TOKEN; --json prints the server's JSON for scripts`
