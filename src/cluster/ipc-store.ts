@@ -79,7 +79,7 @@ export class IpcStore implements StateStore {
 
   audit (limit: number): Promise<AuditEntry[]> { return this.#call('audit', limit) }
   getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> { return this.#call('getOwner', rollout, orderId) }
-  setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void | 'unreplicated'> { return this.#call('setOwner', rollout, orderId, owner, ttlMs) }
+  setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt?: number): Promise<void | 'unreplicated'> { return this.#call('setOwner', rollout, orderId, owner, ttlMs, learnedAt) }
   ownerRecord (rollout: string, orderId: string): Promise<OwnerRecord | undefined> { return this.#call('ownerRecord', rollout, orderId) }
   // the export runs in the primary, where the owners are; a batch crosses at a time
   async * owners (filter: { backend?: BackendName, rollout?: string }): AsyncIterable<OwnerRecord[]> {

@@ -56,7 +56,7 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
       }
       case 'audit': return await store.audit(a[0] as number)
       case 'getOwner': return await store.getOwner(a[0] as string, a[1] as string)
-      case 'setOwner': return await store.setOwner(a[0] as string, a[1] as string, a[2] as 'legacy' | 'new', a[3] as number)
+      case 'setOwner': return await store.setOwner(a[0] as string, a[1] as string, a[2] as 'legacy' | 'new', a[3] as number, a[4] as number | undefined)
       case 'ownerRecord': return await store.ownerRecord(a[0] as string, a[1] as string)
       case 'ownersOpen': {
         const id = ++exportSeq

@@ -307,7 +307,7 @@ export class Affinity {
         const results = await Promise.allSettled(batch.map(([key, p]) => {
           const left = p.at + p.ttlMs - now
           if (left <= 0) return Promise.resolve(key)
-          return this.#store.setOwner(p.rollout, p.id, p.owner, left).then(() => {
+          return this.#store.setOwner(p.rollout, p.id, p.owner, left, p.at).then(() => {
             this.#metrics.affinity.labels(p.rollout, 'flushed').inc()
             return key
           })

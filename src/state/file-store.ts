@@ -105,15 +105,15 @@ export class FileStore implements StateStore {
   }
 
   /** synchronous inside: the owner is on disk (page cache) before the answer goes back */
-  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void> {
+  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt?: number): Promise<void> {
     const key = `${rollout}\t${orderId}`
     const now = Date.now()
     // an order's owner is whoever created it; a later 2xx that names it does not move it
     if (this.#lru.get(key, now) !== undefined) return
     const expires = now + ttlMs
-    this.#lru.set(key, owner, expires, now)
+    this.#lru.set(key, owner, expires, learnedAt ?? now)
     mkdirSync(dirname(this.#journal), { recursive: true })
-    appendFileSync(this.#journal, `${key}\t${owner}\t${expires}\t${now}\n`)
+    appendFileSync(this.#journal, `${key}\t${owner}\t${expires}\t${learnedAt ?? now}\n`)
     // the journal is rewritten from the LRU when it has grown well past what the LRU keeps
     if (++this.#journalLines > Math.max(1000, this.#lru.size * 2)) this.#compact()
   }

@@ -225,9 +225,9 @@ export class RedisStore implements StateStore {
     return parseOwner(await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`))?.owner
   }
 
-  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void | 'unreplicated'> {
+  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt = Date.now()): Promise<void | 'unreplicated'> {
     // NX: an order's owner is whoever created it; a later 2xx that names it does not move it
-    const set = this.#own.set(`${this.#keys.aff}${rollout}:${orderId}`, `${owner} ${Date.now()}`, 'PX', ttlMs, 'NX')
+    const set = this.#own.set(`${this.#keys.aff}${rollout}:${orderId}`, `${owner} ${learnedAt}`, 'PX', ttlMs, 'NX')
     if (this.#waitMs === 0) {
       await set
       return

@@ -74,9 +74,10 @@ export interface AffinityStore {
   getOwner (rollout: string, orderId: string): Promise<BackendName | undefined>
   /**
    * record the owner of a new order; an order that already has one keeps it. 'unreplicated': stored,
-   * but no replica confirmed it within state.redis.replicaWaitMs (Sentinel)
+   * but no replica confirmed it within state.redis.replicaWaitMs (Sentinel). learnedAt (ms): when it
+   * was learned, for a record written late (write-behind); now by default
    */
-  setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void | 'unreplicated'>
+  setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt?: number): Promise<void | 'unreplicated'>
   /** when the affinity connection last came back after being down (ms since epoch), for stores that can be down */
   recoveredAt? (): number
 }
