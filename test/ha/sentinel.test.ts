@@ -107,7 +107,10 @@ t.test('a Sentinel failover under order -> payment -> callback traffic', async (
   await waitFor(async () => {
     for (const g of gateways) if ((await call(g.adminUrl, 'GET', '/readyz')).body.storeUp !== true) return false
     return true
-  }, { what: 'both gateways on the new master', timeoutMs: 30_000, intervalMs: 50 })
+  }, { what: 'both gateways on the new master', timeoutMs: 30_000, intervalMs: 50 }).catch((err: Error) => {
+    for (const g of gateways) t.comment(g.output().split('\n').filter((l) => !l.includes('"msg":"request"')).slice(-15).join('\n'))
+    throw err
+  })
   const reconnectMs = performance.now() - killedAt
   failedOver = true
   await waitFor(() => flows.afterFailover >= 40, { what: '40 flows after the failover', timeoutMs: 60_000 })
