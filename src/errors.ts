@@ -40,3 +40,6 @@ export const DUALTRACK_ERR_SHADOW_TOO_LARGE = createError('DUALTRACK_ERR_SHADOW_
 // state stores and the worker channel: a change that fails is kept and retried, a lookup falls through
 export const DUALTRACK_ERR_STORE_CONFLICT = createError('DUALTRACK_ERR_STORE_CONFLICT', 'state changed concurrently too often (%d tries)', 503)
 export const DUALTRACK_ERR_IPC = createError('DUALTRACK_ERR_IPC', '%s', 503)
+
+// the ownership ledger (GET /admin/affinity)
+export const DUALTRACK_ERR_STORE_UNAVAILABLE = createError('DUALTRACK_ERR_STORE_UNAVAILABLE', 'the state store cannot answer: %s', 503)

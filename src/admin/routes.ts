@@ -6,6 +6,7 @@ import { explainKey, explainRequest, type Router, type RequestView } from '../ro
 import { rollback, resume, setRollout, type RolloutPatch, type StateManager, type StateDoc } from '../state/index.js'
 import type { Auth, Principal } from './auth.js'
 import { registerAffinityRoute, type AffinityView } from './affinity-route.js'
+import { registerOwnerExportRoute, type OwnerExport } from './owner-export-route.js'
 import {
   DUALTRACK_ERR_ADMIN_BODY_TOO_LARGE, DUALTRACK_ERR_BAD_REQUEST, DUALTRACK_ERR_FORBIDDEN, DUALTRACK_ERR_INTERNAL, DUALTRACK_ERR_UNAUTHORIZED, DUALTRACK_ERR_UNKNOWN_ROLLOUT
 } from '../errors.js'
@@ -28,6 +29,8 @@ export interface AdminDeps {
   readonly planControl?: (rollout: string, action: 'pause' | 'resume', who: Principal) => Promise<void>
   /** GET /admin/affinity/:orderId (what peers ask while their store is down) */
   readonly affinity?: AffinityView
+  /** GET /admin/affinity?backend=new: every owner, streamed as NDJSON (the ownership ledger) */
+  readonly ownerExport?: OwnerExport
   /** GET /metrics, when metrics are on */
   readonly metrics?: { readonly contentType: string, text (): Promise<string> }
 }
@@ -319,4 +322,5 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
   }
 
   if (deps.affinity) registerAffinityRoute(admin, deps.affinity, viewer)
+  if (deps.ownerExport) registerOwnerExportRoute(admin, deps.ownerExport, viewer)
 }

@@ -329,6 +329,30 @@ export function addAdminCommands (program: Command, io: Io, done: (code: Result)
       return done(EXIT.ok)
     })
 
+  // owners: the ownership ledger (which system holds an order; what to reconcile after a rollback)
+  const owners = program.command('owners').description('the ownership ledger: which system holds an order, since when')
+  owners.command('get')
+    .argument('<orderId>', 'the order id')
+    .option('--rollout <name>', 'the rollout whose owners to read (default: the only one with affinity)')
+    .description('which system owns an order, and since when')
+    .action(async (orderId: string, opts: Common, cmd: Command) => {
+      const q = opts.rollout ? `?rollout=${encodeURIComponent(opts.rollout)}` : ''
+      const o = await client(cmd).call<{ orderId: string, owner: string, learnedAt: string | null }>('GET', `/admin/affinity/${encodeURIComponent(orderId)}${q}`)
+      print(json(cmd) ? JSON.stringify(o, null, 2) : `order ${o.orderId}: ${o.owner} (learned ${o.learnedAt ?? 'before the ledger'})`)
+      return done(EXIT.ok)
+    })
+  owners.command('export')
+    .option('--backend <backend>', 'legacy or new (default: both)')
+    .option('--rollout <name>', 'one rollout')
+    .description('every known owner as NDJSON on stdout, streamed (after a rollback: what new owns)')
+    .action(async (opts: Common & { backend?: string }, cmd: Command) => {
+      if (opts.backend !== undefined && opts.backend !== 'legacy' && opts.backend !== 'new') throw new UsageError(`--backend: legacy or new, got ${opts.backend}`)
+      const q = new URLSearchParams({ ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.rollout ? { rollout: opts.rollout } : {}) })
+      const lines = await client(cmd).stream(`/admin/affinity${q.size > 0 ? `?${q}` : ''}`, io.stdout)
+      io.stderr.write(`dualtrack owners: ${lines} owners exported\n`)
+      return done(EXIT.ok)
+    })
+
   // reload
   program.command('reload')
     .description('re-read the YAML; a bad file is refused whole')

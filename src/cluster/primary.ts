@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from 'pino'
 import type { Config } from '../config/index.js'
-import { createFileStore, opFromDesc, type OpDesc, type StateDoc } from '../state/index.js'
+import { createFileStore, opFromDesc, type OpDesc, type OwnerRecord, type StateDoc } from '../state/index.js'
 import { DUALTRACK_ERR_IPC } from '../errors.js'
 import type { IpcReply, IpcRequest } from './ipc-store.js'
 
@@ -36,6 +36,9 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
   const byIndex = new Map<number, Worker>()
   let stopping = false
 
+  // ledger exports in progress for the workers, a batch per call (an abandoned one is one iterator)
+  const exports = new Map<number, AsyncIterator<OwnerRecord[]>>()
+  let exportSeq = 0
   const broadcast = (doc: StateDoc) => {
     for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ dualtrack: 'doc', doc })
   }
@@ -53,7 +56,21 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
       }
       case 'audit': return await store.audit(a[0] as number)
       case 'getOwner': return await store.getOwner(a[0] as string, a[1] as string)
-      case 'setOwner': return await store.setOwner(a[0] as string, a[1] as string, a[2] as 'legacy' | 'new', a[3] as number)
+      case 'setOwner': return await store.setOwner(a[0] as string, a[1] as string, a[2] as 'legacy' | 'new', a[3] as number, a[4] as number | undefined)
+      case 'ownerRecord': return await store.ownerRecord(a[0] as string, a[1] as string)
+      case 'ownersOpen': {
+        const id = ++exportSeq
+        // an export a client abandoned is dropped once 16 newer ones started
+        if (exports.size >= 16) exports.delete(exports.keys().next().value as number)
+        exports.set(id, store.owners(a[0] as { backend?: 'legacy' | 'new', rollout?: string })[Symbol.asyncIterator]())
+        return id
+      }
+      case 'ownersNext': {
+        const it = exports.get(a[0] as number)
+        const next = it === undefined ? undefined : await it.next()
+        if (next === undefined || next.done === true) { exports.delete(a[0] as number); return null }
+        return next.value
+      }
       default: throw new DUALTRACK_ERR_IPC(`unknown call ${req.call}`)
     }
   }

@@ -12,6 +12,7 @@ import { conditionProblems, exampleCondition } from './segment-values.js'
 import { DUALTRACK_ERR_CONFIG_ENV, DUALTRACK_ERR_CONFIG_INVALID, DUALTRACK_ERR_CONFIG_NOT_FOUND, DUALTRACK_ERR_CONFIG_SYNTAX } from '../errors.js'
 
 export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml'
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 
 export interface AffinityConfig {
   readonly learn: readonly string[]
@@ -217,6 +218,15 @@ function crossCheck (cfg: RawConfig, doc: Document, lines: LineCounter, file: st
   if (peers !== undefined && (peers.urls === undefined) === (peers.dns === undefined)) {
     out.push(`${file}${lineOf(doc, lines, ['state', 'peers'])}: state.peers: give either urls or dns (one of them)\n  example: peers: { dns: "dualtrack-peers.payments.svc.cluster.local:9090", timeoutMs: 50 }`)
   }
+  // the Redis store reaches exactly one kind of Redis (DESIGN.md §11)
+  const rd = cfg.state.redis
+  const kinds = (['url', 'sentinels', 'cluster'] as const).filter((k) => rd[k] !== undefined)
+  const at = (k: string) => `${file}${lineOf(doc, lines, ['state', 'redis', k], true)}: state.redis.${k}`
+  if (kinds.length > 1) out.push(`${file}${lineOf(doc, lines, ['state', 'redis'])}: state.redis: give exactly one of url, sentinels, cluster (found ${kinds.join(' and ')})\n  example: redis: { sentinels: ["redis-sentinel:26379"], sentinelName: dualtrack }`)
+  if (rd.sentinels !== undefined && rd.sentinelName === undefined) out.push(`${at('sentinels')}: needs sentinelName, the master's name in the sentinels' config\n  example: sentinelName: dualtrack`)
+  if (rd.sentinelName !== undefined && rd.sentinels === undefined) out.push(`${at('sentinelName')}: only with sentinels\n  example: sentinels: ["redis-sentinel:26379"]`)
+  if (rd.replicaWaitMs !== undefined && rd.sentinels === undefined) out.push(`${at('replicaWaitMs')}: only with sentinels (a replica to wait for)\n  example: replicaWaitMs: 100`)
+  if (rd.sentinelPassword !== undefined && rd.sentinels === undefined) out.push(`${at('sentinelPassword')}: only with sentinels\n  example: sentinels: ["redis-sentinel:26379"]`)
   for (const [name, r] of Object.entries(cfg.rollouts)) {
     const both = r.force.new.filter((k) => r.force.legacy.includes(k))
     if (both.length > 0) out.push(`${file}${lineOf(doc, lines, ['rollouts', name, 'force'])}: rollouts.${name}.force: ${both.join(', ')} is forced to both new and legacy\n  example: force: { new: [qa-user-1], legacy: [vip-42] }`)
@@ -275,7 +285,12 @@ function normalize (raw: RawConfig, file: string): Config {
     }
   }
   // crossCheck read every tokenFile into token
-  return { ...raw, admin: raw.admin as Config['admin'], rollouts, file }
+  // one server on the default port when no Redis is named
+  const rd = raw.state.redis
+  const state = rd.url === undefined && rd.sentinels === undefined && rd.cluster === undefined
+    ? { ...raw.state, redis: { ...rd, url: DEFAULT_REDIS_URL } }
+    : raw.state
+  return { ...raw, admin: raw.admin as Config['admin'], state, rollouts, file }
 }
 
 function deepFreeze<T> (o: T): T {

@@ -26,6 +26,9 @@ const AFFINITY_LOOKUP = `^(${JSON_PATH}|${XML_NAME}|header:[A-Za-z0-9_-]+|form:[
 const ATTRIBUTE_SOURCE = '^((header|cookie|query|jwt):[A-Za-z0-9_.!#$%&\'*+^`|~-]+|client-ip)$'
 const NAME = '^[A-Za-z0-9_.-]+$'
 
+// host:port of a sentinel or cluster node
+const HOST_PORT = '^[^\\s:/]+:[0-9]{1,5}$'
+
 const obj = <T extends Record<string, TSchema>>(props: T, example: string, extra: Record<string, unknown> = {}) =>
   Type.Object(props, { additionalProperties: false, examples: [example], ...extra })
 
@@ -172,8 +175,27 @@ export const ConfigSchema = obj({
     store: Type.Unsafe<'file' | 'redis'>({ type: 'string', enum: ['file', 'redis'], default: 'file', examples: ['store: file'] }),
     file: Type.String({ default: 'var/state.json' }),
     redis: obj({
-      url: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379', examples: ['url: "${REDIS_URL:-redis://127.0.0.1:6379}"'] }),
-      prefix: Type.String({ default: 'dualtrack:' })
+      /** one server; exactly one of url, sentinels, cluster (redis://127.0.0.1:6379 when none is given) */
+      url: Type.Optional(Type.String({ pattern: '^rediss?://', examples: ['url: "${REDIS_URL:-redis://127.0.0.1:6379}"'] })),
+      /** Redis Sentinel: the sentinels' host:port; the master named sentinelName follows failovers */
+      sentinels: Type.Optional(Type.Array(Type.String({ pattern: HOST_PORT }), { minItems: 1, examples: ['sentinels: ["redis-sentinel:26379"]'] })),
+      sentinelName: Type.Optional(Type.String({ minLength: 1, examples: ['sentinelName: dualtrack'] })),
+      /** Redis Cluster: some nodes' host:port (the rest are discovered) */
+      cluster: Type.Optional(Type.Array(Type.String({ pattern: HOST_PORT }), { minItems: 1, examples: ['cluster: ["redis-0:6379", "redis-1:6379"]'] })),
+      username: Type.Optional(Type.String({ minLength: 1, examples: ['username: dualtrack'] })),
+      password: Type.Optional(Type.String({ examples: ['password: "${REDIS_PASSWORD}"'] })),
+      /** the sentinels' own password, when they have one */
+      sentinelPassword: Type.Optional(Type.String({ examples: ['sentinelPassword: "${REDIS_SENTINEL_PASSWORD}"'] })),
+      /** TLS to Redis (and the sentinels); a rediss:// url turns it on too */
+      tls: Type.Optional(obj({
+        servername: Type.Optional(Type.String({ minLength: 1 })),
+        /** PEM of the CA that signed the server's certificate (default: the system's) */
+        ca: Type.Optional(Type.String({ minLength: 1 })),
+        rejectUnauthorized: Type.Optional(Type.Boolean())
+      }, 'tls: {}')),
+      /** Sentinel: an owner write waits this long for one replica (WAIT 1 ms); 0: no wait */
+      replicaWaitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, examples: ['replicaWaitMs: 100'] })),
+      prefix: Type.String({ default: 'dualtrack:', pattern: '^[^{}]*$', examples: ['prefix: "dualtrack:"'] })
     }, 'redis: { url: "redis://127.0.0.1:6379", prefix: "dualtrack:" }', { default: {} }),
     /** the other replicas' admin listeners, asked for an order's owner while the store is down */
     peers: Type.Optional(obj({

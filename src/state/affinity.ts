@@ -13,7 +13,7 @@ import { compileLearn, compileLookup, type CompiledLookup, type LearnReader, typ
 import type { Metrics } from '../metrics/index.js'
 import { AffinityLru } from './file-store.js'
 import { createPeers, type Peers } from './peers.js'
-import type { AffinityStore, RollbackMode } from './types.js'
+import type { AffinityStore, OwnerLedger, RollbackMode } from './types.js'
 
 /** owners cached per replica */
 export const DEFAULT_CACHE_ENTRIES = 100_000
@@ -45,7 +45,7 @@ interface Entry { readonly owner: BackendName, readonly at: number | null }
 interface Pending { readonly rollout: string, readonly id: string, readonly owner: BackendName, readonly ttlMs: number, readonly at: number }
 
 const NONE = 'none' as const
-const RESULTS = ['hit', 'miss', 'error', 'learned', 'record_error', 'pattern', 'peer_hit', 'peer_miss', 'peer_timeout', 'flushed']
+const RESULTS = ['hit', 'miss', 'error', 'learned', 'record_error', 'wait_timeout', 'pattern', 'peer_hit', 'peer_miss', 'peer_timeout', 'flushed']
 
 export interface AffinityOptions {
   readonly maxPending?: number
@@ -200,7 +200,14 @@ export class Affinity {
   /** the same from the store (when it answers), for an id this replica does not hold */
   async stored (rollout: string | undefined, orderId: string): Promise<KnownOwner | undefined> {
     const names = rollout !== undefined ? [rollout] : [...this.#rollouts.keys()]
+    // a store that keeps the ledger says when the owner was learned too
+    const ledger = (this.#store as Partial<OwnerLedger>).ownerRecord?.bind(this.#store)
     for (const name of names) {
+      if (ledger !== undefined) {
+        const rec = await ledger(name, orderId)
+        if (rec !== undefined) return { orderId, owner: rec.owner, learnedAt: rec.learnedAt }
+        continue
+      }
       const owner = await this.#store.getOwner(name, orderId)
       if (owner !== undefined) return { orderId, owner, learnedAt: null }
     }
@@ -224,8 +231,10 @@ export class Affinity {
     if (known !== undefined && known !== NONE && known.owner === backend) return
     if (known === undefined || known === NONE) this.#cache.set(key, { owner: backend, at: now }, now + a.ttlMs)
     try {
-      await this.#store.setOwner(rollout, id, backend, a.ttlMs)
+      const r = await this.#store.setOwner(rollout, id, backend, a.ttlMs)
       this.#metrics.affinity.labels(rollout, 'learned').inc()
+      // Sentinel: stored on the master, but no replica confirmed it in time (a failover now loses it)
+      if (r === 'unreplicated') this.#metrics.affinity.labels(rollout, 'wait_timeout').inc()
     } catch (err) {
       // the order still succeeds: the record waits here and is written when the store is back
       this.#storeFailedAt = Date.now()
@@ -298,7 +307,7 @@ export class Affinity {
         const results = await Promise.allSettled(batch.map(([key, p]) => {
           const left = p.at + p.ttlMs - now
           if (left <= 0) return Promise.resolve(key)
-          return this.#store.setOwner(p.rollout, p.id, p.owner, left).then(() => {
+          return this.#store.setOwner(p.rollout, p.id, p.owner, left, p.at).then(() => {
             this.#metrics.affinity.labels(p.rollout, 'flushed').inc()
             return key
           })

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config/index.js'
 import { FileStore } from './file-store.js'
 import { RedisStore } from './redis-store.js'
+import { redisConnectionOf } from './redis-client.js'
 import type { StateStore, YamlView } from './types.js'
 
 /** the file store of a config: one replica (or the primary of server.workers), no dependencies */
@@ -14,7 +15,8 @@ export function createFileStore (cfg: Config): FileStore {
 /** the store state.store names; a worker of server.workers gets its IPC store from the composition root */
 export async function createStateStore (cfg: Config, log: FastifyBaseLogger): Promise<StateStore> {
   if (cfg.state.store === 'file') return createFileStore(cfg)
-  const s = new RedisStore({ url: cfg.state.redis.url, prefix: cfg.state.redis.prefix, cacheFile: cfg.state.file, log })
+  const r = cfg.state.redis
+  const s = new RedisStore({ connection: redisConnectionOf(r), prefix: r.prefix, cacheFile: cfg.state.file, log, ...(r.replicaWaitMs !== undefined ? { replicaWaitMs: r.replicaWaitMs } : {}) })
   await s.connect()
   return s
 }

@@ -5,11 +5,13 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, appendFileSync, exi
 import { dirname } from 'node:path'
 import type { BackendName } from '../config/index.js'
 import { applyOp, emptyDoc } from './ops.js'
-import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type StateDoc, type StateStore } from './types.js'
+import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type StateDoc, type StateStore } from './types.js'
 
 interface FileShape { doc: StateDoc, audit: AuditEntry[] }
 
 export const DEFAULT_AFFINITY_MAX_ENTRIES = 1_000_000
+/** owners per batch of a ledger export */
+export const OWNER_BATCH = 1000
 
 /** read a state file written by either store; null when absent or unreadable */
 export function readStateFile (file: string): FileShape | null {
@@ -30,7 +32,8 @@ export function writeStateFile (file: string, shape: FileShape): void {
 /** a bounded map of order id -> owner with expiry, least recently used out first */
 export class AffinityLru<V = BackendName> {
   readonly #max: number
-  readonly #map = new Map<string, { owner: V, expires: number }>()
+  // at: when the owner was learned (ms; 0 when unknown), for the ownership ledger
+  readonly #map = new Map<string, { owner: V, expires: number, at: number }>()
   constructor (max: number) { this.#max = max }
   get (key: string, now: number): V | undefined {
     const e = this.#map.get(key)
@@ -41,13 +44,19 @@ export class AffinityLru<V = BackendName> {
     this.#map.set(key, e)
     return e.owner
   }
-  set (key: string, owner: V, expires: number): void {
+  /** the whole entry, without touching its recency */
+  peek (key: string, now: number): { owner: V, expires: number, at: number } | undefined {
+    const e = this.#map.get(key)
+    return e === undefined || e.expires <= now ? undefined : e
+  }
+  set (key: string, owner: V, expires: number, at = 0): void {
     this.#map.delete(key)
-    this.#map.set(key, { owner, expires })
+    this.#map.set(key, { owner, expires, at })
     if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
   }
   get size (): number { return this.#map.size }
-  entries (): IterableIterator<[string, { owner: V, expires: number }]> { return this.#map.entries() }
+  keys (): IterableIterator<string> { return this.#map.keys() }
+  entries (): IterableIterator<[string, { owner: V, expires: number, at: number }]> { return this.#map.entries() }
 }
 
 export class FileStore implements StateStore {
@@ -96,31 +105,57 @@ export class FileStore implements StateStore {
   }
 
   /** synchronous inside: the owner is on disk (page cache) before the answer goes back */
-  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void> {
+  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt?: number): Promise<void> {
     const key = `${rollout}\t${orderId}`
     const now = Date.now()
     // an order's owner is whoever created it; a later 2xx that names it does not move it
     if (this.#lru.get(key, now) !== undefined) return
     const expires = now + ttlMs
-    this.#lru.set(key, owner, expires)
+    this.#lru.set(key, owner, expires, learnedAt ?? now)
     mkdirSync(dirname(this.#journal), { recursive: true })
-    appendFileSync(this.#journal, `${key}\t${owner}\t${expires}\n`)
+    appendFileSync(this.#journal, `${key}\t${owner}\t${expires}\t${learnedAt ?? now}\n`)
     // the journal is rewritten from the LRU when it has grown well past what the LRU keeps
     if (++this.#journalLines > Math.max(1000, this.#lru.size * 2)) this.#compact()
   }
 
   get affinitySize (): number { return this.#lru.size }
 
+  async ownerRecord (rollout: string, orderId: string): Promise<OwnerRecord | undefined> {
+    const e = this.#lru.peek(`${rollout}\t${orderId}`, Date.now())
+    return e === undefined ? undefined : { rollout, orderId, owner: e.owner, learnedAt: e.at > 0 ? new Date(e.at).toISOString() : null }
+  }
+
+  /** the owners in memory, a batch at a time; a batch is yielded before the next is read */
+  async * owners (filter: { backend?: BackendName, rollout?: string }): AsyncIterable<OwnerRecord[]> {
+    const now = Date.now()
+    let batch: OwnerRecord[] = []
+    // a snapshot of the keys (a pointer each; the entries themselves are in memory anyway): a lookup
+    // meanwhile moves its entry to the end of the map, and a live iterator would meet it twice
+    for (const key of [...this.#lru.keys()]) {
+      const e = this.#lru.peek(key, now)
+      if (e === undefined || (filter.backend !== undefined && e.owner !== filter.backend)) continue
+      const tab = key.indexOf('\t')
+      const rollout = key.slice(0, tab)
+      if (filter.rollout !== undefined && rollout !== filter.rollout) continue
+      batch.push({ rollout, orderId: key.slice(tab + 1), owner: e.owner, learnedAt: e.at > 0 ? new Date(e.at).toISOString() : null })
+      if (batch.length >= OWNER_BATCH) {
+        yield batch
+        batch = []
+      }
+    }
+    if (batch.length > 0) yield batch
+  }
+
   #replayJournal (): void {
     if (!existsSync(this.#journal)) return
     const now = Date.now()
     let lines = 0
     for (const line of readFileSync(this.#journal, 'utf8').split('\n')) {
-      const [rollout, orderId, owner, expires] = line.split('\t')
+      const [rollout, orderId, owner, expires, at] = line.split('\t')
       if (rollout === undefined || orderId === undefined || (owner !== 'legacy' && owner !== 'new')) continue
       lines++
       const exp = Number(expires)
-      if (exp > now) this.#lru.set(`${rollout}\t${orderId}`, owner, exp)
+      if (exp > now) this.#lru.set(`${rollout}\t${orderId}`, owner, exp, Number(at ?? 0) || 0)
     }
     this.#journalLines = lines
     if (lines > this.#lru.size * 2) this.#compact()
@@ -129,7 +164,7 @@ export class FileStore implements StateStore {
   #compact (): void {
     const now = Date.now()
     const out: string[] = []
-    for (const [k, e] of this.#lru.entries()) if (e.expires > now) out.push(`${k}\t${e.owner}\t${e.expires}\n`)
+    for (const [k, e] of this.#lru.entries()) if (e.expires > now) out.push(`${k}\t${e.owner}\t${e.expires}\t${e.at}\n`)
     const tmp = `${this.#journal}.${process.pid}.tmp`
     writeFileSync(tmp, out.join(''))
     renameSync(tmp, this.#journal)

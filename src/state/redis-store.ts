@@ -3,19 +3,22 @@
 // backstop, by polling the version every second. The request path never waits on any of this.
 // ioredis runs with no offline queue and a short command timeout: a command to a Redis that is
 // down fails at once instead of piling up (DESIGN.md §7)
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { BackendName } from '../config/index.js'
 import { applyOp, emptyDoc } from './ops.js'
 import { readStateFile, writeStateFile } from './file-store.js'
 import { DUALTRACK_ERR_STORE_CONFLICT } from '../errors.js'
-import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type StateDoc, type StateStore } from './types.js'
+import { createRedisClient, mastersOf, redisKeys, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_REPLICA_WAIT_MS, type RedisClient, type RedisConnection } from './redis-client.js'
+import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type StateDoc, type StateStore } from './types.js'
 
-export const DEFAULT_COMMAND_TIMEOUT_MS = 500
+export { DEFAULT_COMMAND_TIMEOUT_MS, MAX_RETRY_DELAY_MS } from './redis-client.js'
 export const DEFAULT_POLL_MS = 1000
-export const MAX_RETRY_DELAY_MS = 2000
 export const AFF_MAX_RETRY_DELAY_MS = 250
 const MAX_CAS_TRIES = 8
+/** keys per SCAN step of a ledger export */
+export const SCAN_COUNT = 1000
+const EXPORT_COMMAND_TIMEOUT_MS = 10_000
 // take the lease when free, renew it when ours; atomic, so two replicas never both hold it
 const LEASE_SCRIPT = `
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -24,26 +27,57 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0`
+// the compare-and-set of a change: written only when the version is still the one read, so two
+// replicas changing at once never lose one of the changes (the loser reads again and re-applies).
+// one script on one slot: works alike on one server, a Sentinel master and a Cluster
+// KEYS: state, version, audit; ARGV: expected version ('' for none), doc, version, channel, last audit index, entries...
+const CAS_SCRIPT = `
+if (redis.call('get', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[2])
+redis.call('set', KEYS[2], ARGV[3])
+for i = 6, #ARGV do redis.call('lpush', KEYS[3], ARGV[i]) end
+redis.call('ltrim', KEYS[3], 0, tonumber(ARGV[5]))
+redis.call('publish', ARGV[4], ARGV[3])
+return 1`
 
 export interface RedisStoreOptions {
-  readonly url: string
+  /** which Redis: one server (url), a Sentinel master, or a Cluster */
+  readonly connection: RedisConnection
   readonly prefix: string
   /** the local copy read at start when Redis is down */
   readonly cacheFile: string
   readonly log: FastifyBaseLogger
   readonly pollMs?: number
-  readonly commandTimeoutMs?: number
+  /** Sentinel: an owner write waits this long for one replica (0: no wait) */
+  readonly replicaWaitMs?: number
 }
+
+// an owner is stored as "new 1764500000000" (owner, learned at, ms); records written before the
+// ledger are the owner alone
+function parseOwner (v: string | null): { owner: BackendName, at: number } | undefined {
+  if (v === null) return undefined
+  const sp = v.indexOf(' ')
+  const owner = sp === -1 ? v : v.slice(0, sp)
+  if (owner !== 'legacy' && owner !== 'new') return undefined
+  return { owner, at: sp === -1 ? 0 : Number(v.slice(sp + 1)) }
+}
+
+const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
 export class RedisStore implements StateStore {
   readonly kind = 'redis' as const
   readonly #o: RedisStoreOptions
-  readonly #client: Redis
-  readonly #sub: Redis
+  readonly #client: RedisClient
+  readonly #sub: RedisClient
   // the request path's reads and writes (affinity) on their own connection, auto-pipelined: the
   // lookups of one event-loop turn go out as one write, and never queue behind a state change
-  readonly #aff: Redis
-  readonly #keys: { state: string, version: string, audit: string, channel: string, aff: string }
+  readonly #aff: RedisClient
+  // Sentinel: owner writes and their WAIT on one more connection, so that a WAIT (which blocks its
+  // connection) never holds up a lookup; the same connection as lookups elsewhere
+  readonly #own: RedisClient
+  readonly #waitMs: number
+  #waiting: Promise<boolean> | undefined
+  readonly #keys: ReturnType<typeof redisKeys>
   #known = 0
   #remote: ((doc: StateDoc) => void) | undefined
   #reconnect: (() => void) | undefined
@@ -55,28 +89,23 @@ export class RedisStore implements StateStore {
 
   constructor (o: RedisStoreOptions) {
     this.#o = o
-    const p = o.prefix
-    this.#keys = { state: `${p}state`, version: `${p}version`, audit: `${p}audit`, channel: `${p}changes`, aff: `${p}aff:` }
-    const opts: RedisOptions = {
-      enableOfflineQueue: false,
-      commandTimeout: o.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      connectTimeout: 1000,
-      maxRetriesPerRequest: 0,
-      // reconnect forever, but never faster than every 100 ms nor slower than every 2 s
-      retryStrategy: (times) => Math.min(times * 100, MAX_RETRY_DELAY_MS),
-      lazyConnect: true
-    }
-    this.#client = new Redis(o.url, opts)
-    this.#sub = new Redis(o.url, { ...opts, commandTimeout: undefined })
+    this.#keys = redisKeys(o.prefix)
+    const c = o.connection
+    const sentinel = c.target.kind === 'sentinel'
+    this.#waitMs = sentinel ? o.replicaWaitMs ?? DEFAULT_REPLICA_WAIT_MS : 0
+    this.#client = createRedisClient(c)
+    this.#sub = createRedisClient(c, { commandTimeoutMs: null })
     // owner records queued during an outage go out when this connection is back: it retries
     // faster than the others (a refused connect costs nothing), so they are in Redis within a second
-    this.#aff = new Redis(o.url, { ...opts, enableAutoPipelining: true, retryStrategy: (times) => Math.min(times * 50, AFF_MAX_RETRY_DELAY_MS) })
+    this.#aff = createRedisClient(c, { autoPipeline: true, retry: { stepMs: 50, maxMs: AFF_MAX_RETRY_DELAY_MS } })
     this.#aff.on('close', () => { this.#affDown = true })
     this.#aff.on('ready', () => {
       if (this.#affDown) this.#affBack = Date.now()
       this.#affDown = false
     })
-    for (const c of [this.#client, this.#sub, this.#aff]) c.on('error', () => { /* counted through up(); logged on state changes */ })
+    // the WAIT must be allowed to run its course before the command times out
+    this.#own = this.#waitMs > 0 ? createRedisClient(c, { autoPipeline: true, commandTimeoutMs: this.#waitMs + (c.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS) }) : this.#aff
+    for (const cl of this.#clients()) cl.on('error', () => { /* counted through up(); logged on state changes */ })
     this.#client.on('ready', () => {
       if (this.#wasDown) {
         this.#wasDown = false
@@ -92,11 +121,20 @@ export class RedisStore implements StateStore {
     this.#sub.on('message', (_channel: string, message: string) => {
       if (Number(message) > this.#known) void this.#check()
     })
-    this.#sub.on('ready', () => { this.#sub.subscribe(this.#keys.channel).catch(() => { /* the poll covers it */ }) })
+    // after a reconnect (a new master after +switch-master, a restarted server) subscribe again and
+    // look at once: a change published while this replica was away is only seen by the version
+    this.#sub.on('ready', () => {
+      this.#sub.subscribe(this.#keys.channel).catch(() => { /* the poll covers it */ })
+      void this.#check()
+    })
+  }
+
+  #clients (): RedisClient[] {
+    return [...new Set([this.#client, this.#sub, this.#aff, this.#own])]
   }
 
   async connect (): Promise<void> {
-    await Promise.allSettled([this.#client.connect(), this.#sub.connect(), this.#aff.connect()])
+    await Promise.allSettled(this.#clients().map((c) => c.connect()))
     this.#poll = setInterval(() => { void this.#check() }, this.#o.pollMs ?? DEFAULT_POLL_MS)
     this.#poll.unref()
   }
@@ -105,7 +143,7 @@ export class RedisStore implements StateStore {
 
   async load (): Promise<StateDoc | null> {
     try {
-      const raw = await this.#client.get(this.#keys.state)
+      const raw = await this.#client.get(this.#keys.state) ?? await this.#migrate()
       if (raw !== null) {
         const doc = JSON.parse(raw) as StateDoc
         this.#known = doc.version
@@ -120,34 +158,43 @@ export class RedisStore implements StateStore {
     }
   }
 
+  // the state under the names of dualtrack 0.1 (no hash tag): copied once to the tagged names, by
+  // the same compare-and-set as a change, so two replicas starting at once copy it once. The old
+  // keys stay, for a rollback of the gateway itself
+  async #migrate (): Promise<string | null> {
+    const o = this.#keys.old
+    if (o.state === this.#keys.state) return null
+    const raw = await this.#client.get(o.state)
+    if (raw === null) return null
+    const doc = JSON.parse(raw) as StateDoc
+    const audit = await this.#client.lrange(o.audit, 0, MAX_AUDIT_ENTRIES - 1)
+    const k = this.#keys
+    // lpush reverses: oldest first, so that the newest ends up first again
+    await this.#client.eval(CAS_SCRIPT, 3, k.state, k.version, k.audit, '', raw, String(doc.version), k.channel, String(MAX_AUDIT_ENTRIES - 1), ...audit.reverse())
+    this.#o.log.info({ store: 'redis', from: o.state, to: k.state, version: doc.version }, 'state moved to the hash-tagged keys')
+    return await this.#client.get(k.state)
+  }
+
   async commit (op: Op, now: number, seed: StateDoc | null): Promise<{ doc: StateDoc, audit: AuditEntry[] } | null> {
     if (!this.up()) return null
     const k = this.#keys
     try {
       for (let i = 0; i < MAX_CAS_TRIES; i++) {
-        await this.#client.watch(k.state)
-        const raw = await this.#client.get(k.state)
-        const lost = raw === null && seed !== null && Object.keys(seed.rollouts).length > 0
+        const [raw, version] = await this.#client.mget(k.state, k.version)
+        const lost = (raw === null || raw === undefined) && seed !== null && Object.keys(seed.rollouts).length > 0
         if (lost && i === 0) this.#o.log.warn({ store: 'redis', version: seed.version }, 'state missing in Redis: restoring this replica\'s copy')
-        const doc = raw !== null ? JSON.parse(raw) as StateDoc : lost ? structuredClone(seed) : emptyDoc()
+        const doc = typeof raw === 'string' ? JSON.parse(raw) as StateDoc : lost ? structuredClone(seed) : emptyDoc()
         const audit = applyOp(doc, op, now)
-        if (audit.length === 0 && !lost) {
-          await this.#client.unwatch()
-          return { doc, audit }
-        }
-        const tx = this.#client.multi()
-          .set(k.state, JSON.stringify(doc))
-          .set(k.version, String(doc.version))
-        for (const e of audit) tx.lpush(k.audit, JSON.stringify(e))
-        if (audit.length === 0) tx.lpush(k.audit, JSON.stringify({ at: new Date(now).toISOString(), actor: 'dualtrack', source: 'admin', action: 'restore', rollout: null, before: null, after: { version: doc.version }, reason: 'state missing in Redis' }))
-        tx.ltrim(k.audit, 0, MAX_AUDIT_ENTRIES - 1).publish(k.channel, String(doc.version))
-        const res = await tx.exec()
-        if (res !== null) {
+        if (audit.length === 0 && !lost) return { doc, audit }
+        const entries = audit.map((e) => JSON.stringify(e))
+        if (audit.length === 0) entries.push(JSON.stringify({ at: new Date(now).toISOString(), actor: 'dualtrack', source: 'admin', action: 'restore', rollout: null, before: null, after: { version: doc.version }, reason: 'state missing in Redis' }))
+        const ok = await this.#client.eval(CAS_SCRIPT, 3, k.state, k.version, k.audit, version ?? '', JSON.stringify(doc), String(doc.version), k.channel, String(MAX_AUDIT_ENTRIES - 1), ...entries)
+        if (ok === 1) {
           this.#known = Math.max(this.#known, doc.version)
           this.#cache(doc)
           return { doc, audit }
         }
-        // another replica changed the doc between WATCH and EXEC: read again and re-apply
+        // another replica changed the doc between the read and the write: read again and re-apply
       }
       throw new DUALTRACK_ERR_STORE_CONFLICT(MAX_CAS_TRIES)
     } catch (err) {
@@ -164,7 +211,7 @@ export class RedisStore implements StateStore {
   async lease (name: string, holder: string, ttlMs: number): Promise<boolean> {
     if (!this.up()) return false
     try {
-      const got = await this.#client.eval(LEASE_SCRIPT, 1, `${this.#o.prefix}lease:${name}`, holder, String(ttlMs))
+      const got = await this.#client.eval(LEASE_SCRIPT, 1, `${this.#keys.lease}${name}`, holder, String(ttlMs))
       return got === 1
     } catch {
       return false
@@ -175,13 +222,81 @@ export class RedisStore implements StateStore {
   onReconnect (cb: () => void): void { this.#reconnect = cb }
 
   async getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> {
-    const v = await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`)
-    return v === 'legacy' || v === 'new' ? v : undefined
+    return parseOwner(await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`))?.owner
   }
 
-  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void> {
+  async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt = Date.now()): Promise<void | 'unreplicated'> {
     // NX: an order's owner is whoever created it; a later 2xx that names it does not move it
-    await this.#aff.set(`${this.#keys.aff}${rollout}:${orderId}`, owner, 'PX', ttlMs, 'NX')
+    const set = this.#own.set(`${this.#keys.aff}${rollout}:${orderId}`, `${owner} ${learnedAt}`, 'PX', ttlMs, 'NX')
+    if (this.#waitMs === 0) {
+      await set
+      return
+    }
+    const replicated = this.#replicated()
+    await set
+    return await replicated ? undefined : 'unreplicated'
+  }
+
+  // one WAIT covers every write sent before it on its connection: the owner writes of one event-loop
+  // turn share one (a WAIT blocks the connection, so one per write would queue them all)
+  #replicated (): Promise<boolean> {
+    let w = this.#waiting
+    if (w === undefined) {
+      w = new Promise<boolean>((resolve) => {
+        process.nextTick(() => {
+          this.#waiting = undefined
+          this.#own.wait(1, this.#waitMs).then((n) => resolve(n >= 1), () => resolve(false))
+        })
+      })
+      this.#waiting = w
+    }
+    return w
+  }
+
+  async ownerRecord (rollout: string, orderId: string): Promise<OwnerRecord | undefined> {
+    const p = parseOwner(await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`))
+    return p === undefined ? undefined : { rollout, orderId, owner: p.owner, learnedAt: p.at > 0 ? new Date(p.at).toISOString() : null }
+  }
+
+  /** SCAN (never KEYS) every master, a batch of at most SCAN_COUNT keys in memory at a time */
+  async * owners (filter: { backend?: BackendName, rollout?: string }): AsyncIterable<OwnerRecord[]> {
+    const match = `${globEscape(this.#keys.aff)}${filter.rollout === undefined ? '*' : `${globEscape(filter.rollout)}:*`}`
+    // a connection of its own, with a patient timeout: an export of millions never delays a state
+    // change, and a slow batch is not mistaken for a dead store
+    const client = createRedisClient(this.#o.connection, { commandTimeoutMs: EXPORT_COMMAND_TIMEOUT_MS })
+    client.on('error', () => { /* the commands below fail and end the export */ })
+    try {
+      await client.connect()
+      for (const node of mastersOf(client)) yield * this.#scanNode(node, match, filter.backend)
+    } finally {
+      client.disconnect()
+    }
+  }
+
+  async * #scanNode (node: Redis, match: string, backend: BackendName | undefined): AsyncIterable<OwnerRecord[]> {
+    const base = this.#keys.aff
+    let cursor = '0'
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT)
+      cursor = next
+      if (keys.length === 0) continue
+      // GETs, not MGET: a Cluster node refuses a multi-key command across slots
+      const p = node.pipeline()
+      for (const key of keys) p.get(key)
+      const values = await p.exec() ?? []
+      const batch: OwnerRecord[] = []
+      keys.forEach((key, i) => {
+        const [err, value] = values[i] ?? [new Error('no answer'), null]
+        // a key that failed to read fails the export: a ledger that silently drops owners is worse
+        if (err) throw err
+        const rec = parseOwner((value as string | null | undefined) ?? null)
+        if (rec === undefined || (backend !== undefined && rec.owner !== backend)) return
+        const rest = key.slice(base.length)
+        const c = rest.indexOf(':')
+        batch.push({ rollout: rest.slice(0, c), orderId: rest.slice(c + 1), owner: rec.owner, learnedAt: rec.at > 0 ? new Date(rec.at).toISOString() : null })
+      })
+      if (batch.length > 0) yield batch
+    } while (cursor !== '0')
   }
 
   recoveredAt (): number { return this.#affBack }
@@ -189,9 +304,7 @@ export class RedisStore implements StateStore {
   async close (): Promise<void> {
     this.#closed = true
     clearInterval(this.#poll)
-    this.#client.disconnect()
-    this.#sub.disconnect()
-    this.#aff.disconnect()
+    for (const c of this.#clients()) c.disconnect()
   }
 
   // the version poll and the message both land here: fetch the doc when it is newer than ours

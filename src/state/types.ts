@@ -74,14 +74,35 @@ export const MAX_AUDIT_ENTRIES = 1000
 export interface AffinityStore {
   /** the owner of an order, or undefined; throws when the store cannot answer */
   getOwner (rollout: string, orderId: string): Promise<BackendName | undefined>
-  /** record the owner of a new order; an order that already has one keeps it */
-  setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number): Promise<void>
+  /**
+   * record the owner of a new order; an order that already has one keeps it. 'unreplicated': stored,
+   * but no replica confirmed it within state.redis.replicaWaitMs (Sentinel). learnedAt (ms): when it
+   * was learned, for a record written late (write-behind); now by default
+   */
+  setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt?: number): Promise<void | 'unreplicated'>
   /** when the affinity connection last came back after being down (ms since epoch), for stores that can be down */
   recoveredAt? (): number
 }
 
+/** one line of the ownership ledger */
+export interface OwnerRecord {
+  readonly rollout: string
+  readonly orderId: string
+  readonly owner: BackendName
+  /** when the owner was recorded (ISO); null for records written before the ledger existed */
+  readonly learnedAt: string | null
+}
+
+/** the ownership ledger: who owns which order, for the data team after a rollback (DESIGN.md §11) */
+export interface OwnerLedger {
+  /** the record of one order in one rollout, or undefined; throws when the store cannot answer */
+  ownerRecord (rollout: string, orderId: string): Promise<OwnerRecord | undefined>
+  /** every record (of one backend, one rollout when given), a batch at a time: memory stays bounded */
+  owners (filter: { backend?: BackendName, rollout?: string }): AsyncIterable<OwnerRecord[]>
+}
+
 /** where the state lives: a local file (one replica) or Redis (many) */
-export interface StateStore extends AffinityStore {
+export interface StateStore extends AffinityStore, OwnerLedger {
   readonly kind: 'file' | 'redis'
   /** the stored doc, or null when there is none yet (or the store cannot be read: then the local copy) */
   load (): Promise<StateDoc | null>

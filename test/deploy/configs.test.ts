@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { parseConfig } from '../../src/config/index.js'
 
 // what `openssl rand -hex 32` makes, as the Secret's comment says
-const env = { DUALTRACK_OPERATOR_TOKEN: randomBytes(32).toString('hex'), DUALTRACK_VIEWER_TOKEN: randomBytes(32).toString('hex'), REDIS_URL: 'redis://redis:6379' }
+const env = { DUALTRACK_OPERATOR_TOKEN: randomBytes(32).toString('hex'), DUALTRACK_VIEWER_TOKEN: randomBytes(32).toString('hex'), REDIS_PASSWORD: 'p'.repeat(32) }
 
 t.test('the Kubernetes ConfigMap holds a config the gateway accepts', async (t) => {
   const cm = parse(readFileSync('deploy/k8s/configmap.yaml', 'utf8')) as { data: Record<string, string> }
@@ -17,12 +17,18 @@ t.test('the Kubernetes ConfigMap holds a config the gateway accepts', async (t) 
   t.equal(c.server.port, 8080)
   t.equal(c.admin.port, 9090)
   t.ok(c.server.drainDelayMs > 0)
+  t.same(c.state.redis.sentinels, ['dualtrack-redis-0.dualtrack-redis-headless:26379', 'dualtrack-redis-1.dualtrack-redis-headless:26379', 'dualtrack-redis-2.dualtrack-redis-headless:26379'])
+  t.equal(c.state.redis.sentinelName, 'dualtrack')
+  t.equal(c.state.redis.password, 'p'.repeat(32), 'the password from the environment')
+  t.equal(c.state.redis.url, undefined)
 })
 
 t.test('the compose config is accepted too', async (t) => {
   const c = parseConfig(readFileSync('deploy/compose/gateway.yaml', 'utf8'), 'deploy/compose/gateway.yaml', env)
   t.equal(c.backends.legacy.url, 'http://legacy:4001')
   t.equal(c.backends.new.url, 'http://new:4002')
+  t.same(c.state.redis.sentinels, ['sentinel-0:26379', 'sentinel-1:26379', 'sentinel-2:26379'])
+  t.equal(c.state.redis.password, 'p'.repeat(32))
 })
 
 t.test('the Secret applied unedited is refused: its placeholders are not tokens', async (t) => {

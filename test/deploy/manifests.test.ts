@@ -165,21 +165,25 @@ t.test('the pod runs as non-root on a read-only root filesystem, with var/ writa
   t.ok(pod.volumes?.find((v) => v.name === varMount?.name)?.emptyDir, 'as an emptyDir')
 })
 
-t.test('the Secret holds exactly the keys the Deployment and the ServiceMonitor read', async (t) => {
-  const keys = Object.keys({ ...secret.data, ...secret.stringData }).sort()
+t.test('the Secrets hold exactly the keys the Deployment and the ServiceMonitor read', async (t) => {
+  const keysOf = (s: Secret) => Object.keys({ ...s.data, ...s.stringData }).sort()
   const refs = (container.env ?? []).flatMap((e) => e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : [])
   for (const r of refs) {
-    t.equal(r.name, secret.metadata.name, `${r.key} comes from the Secret`)
-    t.ok(keys.includes(r.key), `the Secret has ${r.key}`)
+    const from = k8s.find((o) => o.kind === 'Secret' && o.metadata.name === r.name) as Secret | undefined
+    t.ok(from, `${r.key} comes from the Secret ${r.name}, which exists`)
+    t.ok(from !== undefined && keysOf(from).includes(r.key), `the Secret ${r.name} has ${r.key}`)
   }
-  t.same(refs.map((r) => r.key).sort(), keys, 'every Secret key is read by the Deployment')
-  t.same(refs.map((r) => r.key).sort(), ['DUALTRACK_OPERATOR_TOKEN', 'DUALTRACK_VIEWER_TOKEN', 'REDIS_URL'])
+  t.same(refs.filter((r) => r.name === secret.metadata.name).map((r) => r.key).sort(), keysOf(secret), 'every token key is read by the Deployment')
+  t.same(keysOf(secret), ['DUALTRACK_OPERATOR_TOKEN', 'DUALTRACK_VIEWER_TOKEN'])
+  t.same(refs.map((r) => `${r.name}/${r.key}`).sort(), ['dualtrack-redis/REDIS_PASSWORD', 'dualtrack-tokens/DUALTRACK_OPERATOR_TOKEN', 'dualtrack-tokens/DUALTRACK_VIEWER_TOKEN'])
   for (const e of container.env ?? []) if (e.valueFrom?.secretKeyRef) t.equal(e.name, e.valueFrom.secretKeyRef.key, `env ${e.name} reads the key of the same name`)
   // the ConfigMap's ${VAR} references are all provided
   for (const m of (configMap.data['gateway.yaml'] ?? '').matchAll(/\$\{([A-Z0-9_]+)(:-[^}]*)?\}/g)) {
     t.ok((container.env ?? []).some((e) => e.name === m[1]), `the Deployment sets ${m[1]}`)
   }
-  for (const v of Object.values({ ...secret.stringData })) t.match(v, /REPLACE-ME|^redis:\/\//, 'placeholders are marked')
+  for (const s of k8s.filter((o): o is Secret => o.kind === 'Secret')) {
+    for (const v of Object.values({ ...s.stringData })) t.match(v, /REPLACE-ME/, `${s.metadata.name}: placeholders are marked`)
+  }
 })
 
 t.test('the ServiceMonitor scrapes /metrics on the Service\'s admin port', async (t) => {
@@ -314,7 +318,7 @@ t.test('the Grafana dashboard names no datasource uid and every panel queries so
 
 t.test('compose runs the gateway against the two demo systems, Redis, Prometheus and Grafana', async (t) => {
   const compose = (docs.get('deploy/compose.yaml') ?? [])[0] as { services: Record<string, ComposeService> }
-  t.same(Object.keys(compose.services).sort(), ['gateway', 'grafana', 'legacy', 'new', 'prometheus', 'redis'])
+  t.same(Object.keys(compose.services).sort(), ['gateway', 'grafana', 'legacy', 'new', 'prometheus', 'redis-0', 'redis-1', 'redis-2', 'sentinel-0', 'sentinel-1', 'sentinel-2'])
   const gw = parse(read('deploy/compose/gateway.yaml')) as GatewayConfig
   t.equal(gw.state.store, 'redis')
   t.equal(gw.admin.host, '0.0.0.0')
