@@ -30,9 +30,11 @@ export function registerAffinityRoute (admin: FastifyInstance, view: AffinityVie
       return reply.code(404).send({ error: e.code, message: e.message })
     }
     let found = view.known(rollout, orderId)
-    if (found === undefined) {
+    // memory answers at once; an owner this replica only looked up has no learnedAt there, and the
+    // ledger's reader wants it: the store has it when it answers
+    if (found === undefined || found.learnedAt === null) {
       try {
-        found = await view.stored(rollout, orderId)
+        found = (await view.stored(rollout, orderId)) ?? found
       } catch { /* store down: memory was all there is */ }
     }
     if (found === undefined) {
