@@ -145,6 +145,11 @@ t.test('two replicas share affinity through Redis; Redis down never fails an ord
   const state = (i: number) => `state: { store: redis, file: "${join(tempDir(), `c${i}.json`)}", redis: { url: "${redis.url}", prefix: "aff${process.pid}:" } }`
   const a = await startGatewayFromYaml(yaml(legacy, fresh, state(1)), t)
   const b = await startGatewayFromYaml(yaml(legacy, fresh, state(2)), t)
+  // a gateway starts serving while its Redis connections may still be opening (the request path
+  // never waits on the store); on a loaded machine that can outlast the first request, so the
+  // test starts once both replicas report the store up
+  const storeUp = async (adminUrl: string) => (await call(adminUrl, 'GET', '/readyz')).body.storeUp === true
+  await waitFor(async () => await storeUp(a.adminUrl) && await storeUp(b.adminUrl), { what: 'both replicas to report Redis up' })
   const order = await createOrder(a.url, 'buyer-on-new')
   t.equal(order.backend, 'new')
   // the payment that follows at once, through the other replica
@@ -153,6 +158,7 @@ t.test('two replicas share affinity through Redis; Redis down never fails an ord
   // a restart of a replica on Redis keeps it too (it is in Redis, not in the process)
   await a.app.close()
   const c = await startGatewayFromYaml(yaml(legacy, fresh, state(3)), t)
+  await waitFor(() => storeUp(c.adminUrl), { what: 'the restarted replica to report Redis up' })
   t.equal((await post(c.url, '/api/payments/notify', `out_trade_no=${order.orderId}`, 'application/x-www-form-urlencoded')).reason, 'affinity')
 
   await redis.stop()
