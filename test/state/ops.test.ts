@@ -27,15 +27,16 @@ t.test('syncYaml on an empty doc: one init entry, version 1, every field stamped
       checkout: {
         percent: 10,
         regions: { guangdong: 100 },
+        segments: {},
         rollback: null,
         updatedBy: 'yaml',
         updatedAt: iso(T0),
         source: 'yaml',
-        stamps: { percent: T0, rollback: 0, regions: { guangdong: T0 } },
+        stamps: { percent: T0, rollback: 0, regions: { guangdong: T0 }, segments: {} },
         plan: null
       }
     },
-    yaml: { checkout: { percent: 10, regions: { guangdong: 100 } } }
+    yaml: { checkout: { percent: 10, regions: { guangdong: 100 }, segments: {} } }
   })
 })
 
@@ -81,7 +82,7 @@ t.test('regions: set, remove with null, per-region stamps; a YAML region edit wh
   // the YAML adds hunan (an edit: it differs from the YAML last seen)
   t.same(applyOp(doc, syncYaml({ checkout: { percent: 10, regions: { guangdong: 100, hunan: 20 } } }), T0 + 3000),
     [{ at: iso(T0 + 3000), actor: 'yaml', source: 'yaml', action: 'set-regions', rollout: 'checkout', before: { zhejiang: 5 }, after: { zhejiang: 5, hunan: 20 }, reason: null }])
-  t.same(doc.yaml.checkout, { percent: 10, regions: { guangdong: 100, hunan: 20 } })
+  t.same(doc.yaml.checkout, { percent: 10, regions: { guangdong: 100, hunan: 20 }, segments: {} })
 })
 
 t.test('setRollout on an unknown rollout changes nothing', async (t) => {
