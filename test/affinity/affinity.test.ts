@@ -9,6 +9,7 @@ import { call, OPERATOR, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
 import { parseConfig } from '../../src/config/index.js'
 import { buildApp } from '../../src/app.js'
 import { FileStore } from '../../src/state/file-store.js'
+import { waitFor } from '../helpers/wait.js'
 
 function yaml (legacy: DemoBackend, fresh: DemoBackend, state: string, extra = '') {
   return `
@@ -24,7 +25,7 @@ rollouts:
     affinity:
       learn: [json:$.orderId, header:location]
       lookup: [path:/api/orders/:orderId, json:$.orderId, form:out_trade_no, query:orderId]
-      ttl: ${extra.includes('ttl') ? '400ms' : '1d'}
+      ttl: ${extra.includes('ttl') ? '2s' : '1d'}
       maxEntries: 1000
 routes:
   - { name: orders, match: { prefix: /api/orders }, rollout: checkout }
@@ -119,18 +120,22 @@ t.test('affinity survives a restart on the file store; entries expire; the LRU b
   t.equal(store.affinitySize, 3)
   t.equal(await store.getOwner('checkout', 'o0'), undefined, 'the oldest fell out')
   t.equal(await store.getOwner('checkout', 'o4'), 'new')
+  // the exact expiry rule is unit-tested with injected time (test/state/lru.test.ts); here: it does expire
   await store.setOwner('checkout', 'short', 'new', 100)
-  await new Promise((resolve) => setTimeout(resolve, 150))
-  t.equal(await store.getOwner('checkout', 'short'), undefined, 'expired after its ttl')
+  await waitFor(async () => (await store.getOwner('checkout', 'short')) === undefined, { what: 'the 100 ms owner to expire' })
+  t.pass('expired after its ttl')
 })
 
 t.test('expiry through the gateway', async (t) => {
   const { legacy, fresh } = await systems(t)
   const gw = await startGatewayFromYaml(yaml(legacy, fresh, '', 'ttl'), t)
   const order = await createOrder(gw.url, 'buyer-on-new')
+  // a 2 s ttl: the payment that follows at once is well inside it, even on a loaded machine
   t.equal((await post(gw.url, '/api/payments', JSON.stringify({ orderId: order.orderId }), 'application/json')).reason, 'affinity')
-  await new Promise((resolve) => setTimeout(resolve, 600))
-  const late = await post(gw.url, '/api/payments', JSON.stringify({ orderId: order.orderId }), 'application/json')
+  const late = await waitFor(async () => {
+    const r = await post(gw.url, '/api/payments', JSON.stringify({ orderId: order.orderId }), 'application/json')
+    return r.reason === 'affinity' ? undefined : r
+  }, { what: 'the order\'s owner to expire', intervalMs: 100 })
   t.same([late.backend, late.reason], ['legacy', 'unkeyed'], 'after the ttl the order is unknown')
 })
 
@@ -140,6 +145,11 @@ t.test('two replicas share affinity through Redis; Redis down never fails an ord
   const state = (i: number) => `state: { store: redis, file: "${join(tempDir(), `c${i}.json`)}", redis: { url: "${redis.url}", prefix: "aff${process.pid}:" } }`
   const a = await startGatewayFromYaml(yaml(legacy, fresh, state(1)), t)
   const b = await startGatewayFromYaml(yaml(legacy, fresh, state(2)), t)
+  // a gateway starts serving while its Redis connections may still be opening (the request path
+  // never waits on the store); on a loaded machine that can outlast the first request, so the
+  // test starts once both replicas report the store up
+  const storeUp = async (adminUrl: string) => (await call(adminUrl, 'GET', '/readyz')).body.storeUp === true
+  await waitFor(async () => await storeUp(a.adminUrl) && await storeUp(b.adminUrl), { what: 'both replicas to report Redis up' })
   const order = await createOrder(a.url, 'buyer-on-new')
   t.equal(order.backend, 'new')
   // the payment that follows at once, through the other replica
@@ -148,6 +158,7 @@ t.test('two replicas share affinity through Redis; Redis down never fails an ord
   // a restart of a replica on Redis keeps it too (it is in Redis, not in the process)
   await a.app.close()
   const c = await startGatewayFromYaml(yaml(legacy, fresh, state(3)), t)
+  await waitFor(() => storeUp(c.adminUrl), { what: 'the restarted replica to report Redis up' })
   t.equal((await post(c.url, '/api/payments/notify', `out_trade_no=${order.orderId}`, 'application/x-www-form-urlencoded')).reason, 'affinity')
 
   await redis.stop()

@@ -2,6 +2,7 @@
 // restarts and several replicas
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { waitFor } from './wait.js'
 
 export interface GatewayProcess {
   readonly proc: ChildProcess
@@ -22,15 +23,15 @@ export async function spawnGateway (configPath: string, t: { teardown(fn: () => 
   proc.stderr?.on('data', (c: Buffer) => { out += c.toString() })
   t.teardown(() => { if (proc.exitCode === null) proc.kill('SIGKILL') })
   // generous: CI machines are shared, and a cluster starts a primary and its workers
-  const deadline = Date.now() + 40_000
-  let urls: { gateway: string, admin: string } | undefined
-  while (urls === undefined) {
+  const started = await waitFor(() => {
     const m = /"gateway":"([^"]+)","admin":"([^"]+)"/.exec(out)
-    if (m) urls = { gateway: m[1] as string, admin: m[2] as string }
-    else if (proc.exitCode !== null) throw new Error(`gateway exited ${proc.exitCode}: ${out}`)
-    else if (Date.now() > deadline) throw new Error(`gateway did not start: ${out}`)
-    else await new Promise((resolve) => setTimeout(resolve, 25))
-  }
+    if (m) return { gateway: m[1] as string, admin: m[2] as string }
+    // a process that died will never print the line: stop waiting at once
+    if (proc.exitCode !== null || proc.signalCode !== null) return { exited: proc.exitCode ?? proc.signalCode }
+    throw new Error(`not listening yet; output so far: ${out.slice(-2000)}`)
+  }, { timeoutMs: 40_000, what: 'the gateway\'s "dualtrack listening" line' })
+  if ('exited' in started) throw new Error(`gateway exited ${String(started.exited)}: ${out}`)
+  const urls = started
   return {
     proc,
     url: urls.gateway,

@@ -19,7 +19,7 @@ function launch (port: number, dir: string, persist: boolean): Promise<ChildProc
     const durability = persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
     const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
-    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`redis-server did not start: ${out}`)) }, 10_000)
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`redis-server did not start: ${out}`)) }, 30_000)
     p.on('error', (err) => { clearTimeout(timer); reject(new Error(`redis-server is required for this test (apt-get install redis-server): ${err.message}`)) })
     p.stdout?.on('data', (c: Buffer) => {
       out += c.toString()

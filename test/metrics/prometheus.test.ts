@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { request, Agent } from 'undici'
 import { startBackend } from '../helpers/backend.js'
 import { startGatewayFromYaml, basicYaml, tempDir } from '../helpers/gateway.js'
+import { waitFor } from '../helpers/wait.js'
 
 interface Panel { title: string, type: string, targets?: { expr: string, refId: string }[], panels?: Panel[] }
 interface Dashboard { panels: Panel[], templating: { list: { name: string, type: string, query: string | { query: string } }[] } }
@@ -36,15 +37,14 @@ scrape_configs:
     if (!spawned) throw new Error('prometheus is required for this test (apt-get install prometheus)')
     t.teardown(() => { p.kill('SIGKILL') })
     const url = `http://127.0.0.1:${port}`
-    for (let j = 0; j < 100; j++) {
-      if (p.exitCode !== null) break
-      try {
-        const r = await request(url + '/-/ready')
-        await r.body.dump()
-        if (r.statusCode === 200) return url
-      } catch { /* not up yet */ }
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    // ready, or exited (a port already in use): either ends the wait
+    const state = await waitFor(async () => {
+      if (p.exitCode !== null) return 'exited'
+      const r = await request(url + '/-/ready')
+      await r.body.dump()
+      return r.statusCode === 200 ? 'ready' : undefined
+    }, { timeoutMs: 30_000, what: `prometheus on port ${port} to be ready`, intervalMs: 100 })
+    if (state === 'ready') return url
     p.kill('SIGKILL')
     if (!/address already in use/.test(err)) throw new Error(`prometheus did not start: ${err}`)
   }
@@ -54,6 +54,13 @@ scrape_configs:
 async function query (prom: string, expr: string) {
   const r = await request(`${prom}/api/v1/query?query=${encodeURIComponent(expr)}`)
   return await r.body.json() as { status: string, error?: string, data?: { result: unknown[] } }
+}
+
+interface Rule { name: string, health: string, lastError?: string }
+const rulesOf = async (prom: string): Promise<Rule[]> => {
+  const rules = await request(`${prom}/api/v1/rules`)
+  const groups = (await rules.body.json() as { data: { groups: { rules: Rule[] }[] } }).data.groups
+  return groups.flatMap((g) => g.rules)
 }
 
 const substitute = (e: string) => e
@@ -96,15 +103,27 @@ t.test('every dashboard query returns data from a real Prometheus', async (t) =>
       if (w === 0) await new Promise((resolve) => setTimeout(resolve, 2))
     }
   }))
-  // enough scrapes for rate() over the dashboard's windows
-  await new Promise((resolve) => setTimeout(resolve, 9000))
-  stop = true
-  await load
-  await new Promise((resolve) => setTimeout(resolve, 1500))
-  t.ok(sent > 200, `${sent} requests`)
-
   const d = JSON.parse(readFileSync('deploy/grafana/dualtrack.json', 'utf8')) as Dashboard
   const panels = d.panels.flatMap((p) => [p, ...(p.panels ?? [])])
+  const exprsOf = () => panels.flatMap((p) => (p.targets ?? []).map((target) => substitute(target.expr)))
+  // traffic runs until Prometheus has scraped enough for every query (rate() needs two scrapes
+  // in its window) and every rule has been evaluated once: a condition, not a clock
+  try {
+    await waitFor(async () => {
+      for (const expr of exprsOf()) {
+        const res = await query(prom, expr)
+        if (res.status !== 'success' || (res.data?.result.length ?? 0) === 0) throw new Error(`no data yet for ${expr}`)
+      }
+      const unevaluated = (await rulesOf(prom)).filter((r) => r.health === 'unknown')
+      if (unevaluated.length > 0) throw new Error(`rules not evaluated yet: ${unevaluated.map((r) => r.name).join(', ')}`)
+      return true
+    }, { timeoutMs: 90_000, what: 'every dashboard query to return data and every rule to be evaluated', intervalMs: 1000 })
+  } finally {
+    stop = true
+    await load
+  }
+  t.ok(sent > 200, `${sent} requests`)
+
   let exprs = 0
   for (const p of panels) {
     for (const target of p.targets ?? []) {
@@ -123,9 +142,7 @@ t.test('every dashboard query returns data from a real Prometheus', async (t) =>
     const body = await r.body.json() as { data: string[] }
     t.ok(body.data.length > 0, `variable ${v.name} has values: ${body.data.join(', ')}`)
   }
-  const rules = await request(`${prom}/api/v1/rules`)
-  const groups = (await rules.body.json() as { data: { groups: { rules: { name: string, health: string, lastError?: string }[] }[] } }).data.groups
-  const all = groups.flatMap((g) => g.rules)
+  const all = await rulesOf(prom)
   t.ok(all.length >= 7, `${all.length} rules loaded`)
   for (const r of all) t.equal(r.health, 'ok', `rule ${r.name} evaluates${r.lastError ? `: ${r.lastError}` : ''}`)
 })

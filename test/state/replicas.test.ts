@@ -1,5 +1,6 @@
-// three gateway processes on one real Redis: rollbacks propagate within a second, survive Redis
-// being down, and Redis going away never fails a proxied request
+// three gateway processes on one real Redis: rollbacks propagate to every replica, survive Redis
+// being down, and Redis going away never fails a proxied request. Propagation times are printed
+// (tap comments), not asserted: latency targets belong in bench/
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -9,6 +10,7 @@ import { basicYaml, tempDir } from '../helpers/gateway.js'
 import { startRedis } from '../helpers/redis.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
 import { call, OPERATOR, VIEWER } from '../helpers/admin.js'
+import { waitFor } from '../helpers/wait.js'
 
 async function reasonOf (g: GatewayProcess): Promise<string> {
   const r = await request(g.url + '/api/orders', { headers: { 'x-user-id': 'qa-user-1' } })
@@ -16,13 +18,15 @@ async function reasonOf (g: GatewayProcess): Promise<string> {
   return String(r.headers['x-dualtrack-reason'])
 }
 
-async function until (what: () => Promise<boolean>, ms: number): Promise<number> {
+/** wait until the replica routes by `reason`; resolves with how long that took (ms) */
+async function routesBy (g: GatewayProcess, reason: string, what: string): Promise<number> {
   const started = performance.now()
-  while (!(await what())) {
-    if (performance.now() - started > ms) return -1
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
+  await waitFor(async () => (await reasonOf(g)) === reason, { what: `${what} (reason ${reason})`, intervalMs: 5 })
   return performance.now() - started
+}
+
+async function storeUp (g: GatewayProcess): Promise<boolean> {
+  return (await call(g.adminUrl, 'GET', '/readyz')).body.storeUp === true
 }
 
 t.test('replicas on one Redis', async (t) => {
@@ -41,31 +45,31 @@ t.test('replicas on one Redis', async (t) => {
   }
   const [a, b, c] = replicas as [GatewayProcess, GatewayProcess, GatewayProcess]
 
-  await t.test('a rollback on one replica is seen by the others within 1 s', async (t) => {
+  await t.test('a rollback on one replica is seen by the others', async (t) => {
     const times: number[] = []
     for (let i = 0; i < 20; i++) {
       // from the moment the rollback is sent to the moment the last other replica routes by it
       const sent = performance.now()
       const rb = call(a.adminUrl, 'POST', '/admin/rollback', OPERATOR, { reason: `try ${i}`, rollout: 'checkout' })
-      const seen = await Promise.all([b, c].map((g) => until(async () => (await reasonOf(g)) === 'rollback', 3000)))
+      await Promise.all([b, c].map((g, j) => routesBy(g, 'rollback', `try ${i}: replica ${j + 1} to route by the rollback`)))
       const last = performance.now() - sent
       t.equal((await rb).status, 200)
       t.equal(await reasonOf(a), 'rollback')
-      for (const s of seen) t.ok(s >= 0, 'seen')
       times.push(last)
-      await call(a.adminUrl, 'POST', '/admin/resume', OPERATOR, {})
-      await Promise.all([b, c].map((g) => until(async () => (await reasonOf(g)) === 'force', 3000)))
+      t.equal((await call(a.adminUrl, 'POST', '/admin/resume', OPERATOR, {})).status, 200)
+      await Promise.all([b, c].map((g, j) => routesBy(g, 'force', `try ${i}: replica ${j + 1} to route by force again after the resume`)))
     }
+    t.pass('every rollback reached both other replicas, and every resume too')
     times.sort((x, y) => x - y)
     const median = ((times[9] as number) + (times[10] as number)) / 2
     const max = times[19] as number
+    // informative: DESIGN.md's "within a second" target is measured in bench/, not asserted here
     t.comment(`rollback propagation over 20 tries: median ${median.toFixed(1)} ms, max ${max.toFixed(1)} ms`)
-    t.ok(max < 1000, `every try within 1 s (max ${max.toFixed(1)} ms)`)
   })
 
   await t.test('Redis down: local at once, not yet propagated, the others catch up when it is back', async (t) => {
     await redis.stop()
-    await until(async () => ((await call(a.adminUrl, 'GET', '/readyz')).body.storeUp === false), 5000)
+    await waitFor(async () => !(await storeUp(a)), { what: 'replica 0 to see Redis down' })
     const rb = await call(a.adminUrl, 'POST', '/admin/rollback', OPERATOR, { reason: 'redis is down too', rollout: 'checkout' })
     t.equal(rb.status, 200)
     t.equal(rb.body.propagated, false)
@@ -74,12 +78,13 @@ t.test('replicas on one Redis', async (t) => {
     t.equal(await reasonOf(b), 'force', 'not yet elsewhere')
     t.equal((await call(a.adminUrl, 'GET', '/readyz')).status, 200, 'still ready: serving the last known state')
     await redis.start()
-    const seen = await Promise.all([b, c].map((g) => until(async () => (await reasonOf(g)) === 'rollback', 8000)))
-    t.ok(seen.every((s) => s >= 0), `the others caught up ${seen.map((s) => s.toFixed(0)).join(', ')} ms after Redis came back`)
+    const seen = await Promise.all([b, c].map((g, j) => routesBy(g, 'rollback', `replica ${j + 1} to catch up once Redis is back`)))
+    t.pass('the others caught up once Redis was back')
+    t.comment(`caught up ${seen.map((s) => s.toFixed(0)).join(', ')} ms after Redis came back`)
     const st = await call(a.adminUrl, 'GET', '/admin/state', VIEWER)
     t.match(st.body, { rollouts: { checkout: { rollback: { propagated: true } } }, store: { store: 'redis', up: true, pending: 0 } })
     await call(a.adminUrl, 'POST', '/admin/resume', OPERATOR, {})
-    await Promise.all([b, c].map((g) => until(async () => (await reasonOf(g)) === 'force', 3000)))
+    await Promise.all([b, c].map((g, j) => routesBy(g, 'force', `replica ${j + 1} to see the resume`)))
   })
 
   await t.test('Redis killed during traffic fails no proxied request', async (t) => {
@@ -96,14 +101,24 @@ t.test('replicas on one Redis', async (t) => {
         } catch { failed++ }
       }
     }))
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    await redis.stop()
-    await new Promise((resolve) => setTimeout(resolve, 1000))
-    await redis.start()
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    stop = true
-    await load
-    t.ok(sent > 100, `${sent} requests sent`)
+    // phases end on what the replicas report, not on a clock: traffic before, while every
+    // replica sees Redis down, and after every replica has it back
+    const more = async (n: number, what: string) => { const from = sent; await waitFor(() => sent >= from + n, { what: `${n} more requests ${what}` }) }
+    try {
+      await more(50, 'before Redis goes')
+      await redis.stop()
+      await waitFor(async () => (await Promise.all(replicas.map(storeUp))).every((up) => !up), { what: 'every replica to see Redis down' })
+      const whileDown = sent
+      await more(50, 'while Redis is down')
+      await redis.start()
+      await waitFor(async () => (await Promise.all(replicas.map(storeUp))).every((up) => up), { what: 'every replica to have Redis back' })
+      t.comment(`${sent - whileDown} requests while Redis was down`)
+      await more(50, 'after Redis is back')
+    } finally {
+      stop = true
+      await load
+    }
+    t.ok(sent > 150, `${sent} requests sent`)
     t.equal(failed, 0, 'none failed')
   })
 
