@@ -6,7 +6,7 @@ import { OPERATORS, type Operator } from './segment-values.js'
 const Backend = () => Type.Unsafe<'legacy' | 'new'>({ type: 'string', enum: ['legacy', 'new'], default: 'legacy', examples: ['default: legacy'] })
 
 // percent: 0..100 with at most two decimals (0.01% resolution, DESIGN.md §1)
-export const PercentSchema = Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, examples: ['percent: 5'] })
+export const PercentSchema = Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, twoDecimals: true, examples: ['percent: 5'] })
 
 // a duration: milliseconds as a number, or "500ms", "60s", "10m", "2h", "30d"
 const Duration = (example: string) => Type.Union([
@@ -43,7 +43,7 @@ export const BackendSchema = obj({
 }, 'legacy: { url: "http://127.0.0.1:4001", timeoutMs: 10000 }')
 
 const ShadowSchema = obj({
-  percent: Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, default: 100, examples: ['percent: 100'] }),
+  percent: Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, twoDecimals: true, default: 100, examples: ['percent: 100'] }),
   methods: Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { default: ['GET'], examples: ['methods: [GET]'] }),
   writes: Type.Unsafe<'off' | 'dry-run'>({ type: 'string', enum: ['off', 'dry-run'], default: 'off', examples: ['writes: off'] }),
   timeoutMs: Type.Integer({ minimum: 1, default: 2_000, examples: ['timeoutMs: 2000'] }),
