@@ -62,7 +62,8 @@ async function hangUp (t: Test, command: string, ready: RegExp, nodeMatch: RegEx
   const closedAt = performance.now()
   term.kill('SIGKILL')
   let lastCpu = cpuBefore
-  await waitFor(() => { const s = stat(node); if (s) lastCpu = s.cpuSeconds; return gone(node) }, { timeoutMs: 20_000, what: `the node process ${node} gone after the terminal closed` })
+  const where = () => { try { return `${stat(node)?.state} in ${readFileSync(`/proc/${node}/wchan`, 'utf8')}` } catch { return 'gone' } }
+  await waitFor(() => { const s = stat(node); if (s) lastCpu = s.cpuSeconds; return gone(node) }, { timeoutMs: 20_000, what: `the node process ${node} gone after the terminal closed (it is ${where()}; screen: ${screen.slice(-400)})` })
   t.comment(`${command}: exited ${Math.round(performance.now() - closedAt)} ms after the hang-up, ${(lastCpu - cpuBefore).toFixed(2)} s of CPU meanwhile`)
 }
 
