@@ -2,7 +2,7 @@
 // undici writes a streamed request's head with its first body chunk, so a keep-alive connection that
 // the backend closes while the gateway still waits for the client's body carried no byte of it. Such a
 // write is sent once more on a new connection to the same backend; one that had left is answered 502
-import t from 'tap'
+import t, { type Test } from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
@@ -13,7 +13,7 @@ import { portOf } from '../helpers/raw.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** a backend that answers 201 and closes every connection `closeAfterMs` after each answer */
-async function closingBackend (t: Tap.Test, closeAfterMs: number) {
+async function closingBackend (t: Test, closeAfterMs: number) {
   const b = { bodies: [] as string[], connections: 0, closed: 0, server: undefined as unknown as http.Server }
   b.server = http.createServer((req, res) => {
     let body = ''
