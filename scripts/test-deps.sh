@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# `npm test`'s pretest: the tap suite starts real parts (redis-server, prometheus, promtool, a headless
+# `npm test`'s pretest: the tap suite starts real parts (redis-server, redis-sentinel, prometheus, promtool, a headless
 # chromium for the console, script(1) for a pseudo-terminal) and never skips for want of one. On Debian as root, what is missing is
 # installed; otherwise this stops with the exact command to run.
 set -euo pipefail
 
 # command -> the Debian package that has it
-commands=(redis-server prometheus promtool chromium script)
+commands=(redis-server redis-sentinel prometheus promtool chromium script)
 package_of () {
   case "$1" in
     redis-server) echo redis-server ;;
+    redis-sentinel) echo redis-sentinel ;;
     prometheus|promtool) echo prometheus ;;
     chromium) echo chromium ;;
     script) echo bsdutils ;;
@@ -33,7 +34,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   # the Debian packages may start their own services; the tests start their own on their own ports
-  for s in redis-server prometheus; do
+  for s in redis-server redis-sentinel prometheus; do
     { systemctl stop "$s" || service "$s" stop; } >/dev/null 2>&1 || true
   done
   exit 0
@@ -45,7 +46,7 @@ fi
     echo "  sudo sh -c '$install'"
   else
     echo "  on Debian or Ubuntu: sudo sh -c '$install'"
-    echo "  elsewhere: redis-server (Redis >= 6), prometheus and promtool, chromium, script (util-linux) from your package manager"
+    echo "  elsewhere: redis-server and redis-sentinel (Redis >= 6), prometheus and promtool, chromium, script (util-linux) from your package manager"
   fi
 } >&2
 exit 1
