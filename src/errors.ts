@@ -17,6 +17,7 @@ export const DUALTRACK_ERR_UPSTREAM_CONNECT = createError('DUALTRACK_ERR_UPSTREA
 export const DUALTRACK_ERR_UPSTREAM_RESET = createError('DUALTRACK_ERR_UPSTREAM_RESET', 'the %s system closed the connection', 502)
 export const DUALTRACK_ERR_UPSTREAM_BAD_RESPONSE = createError('DUALTRACK_ERR_UPSTREAM_BAD_RESPONSE', 'the %s system sent an invalid answer', 502)
 export const DUALTRACK_ERR_BODY_TOO_LARGE = createError('DUALTRACK_ERR_BODY_TOO_LARGE', 'request body is larger than %d bytes', 413)
+export const DUALTRACK_ERR_FOREIGN_TARGET = createError('DUALTRACK_ERR_FOREIGN_TARGET', 'the request target names another host than Host: this gateway is not a forward proxy', 400)
 
 // admin
 export const DUALTRACK_ERR_UNAUTHORIZED = createError('DUALTRACK_ERR_UNAUTHORIZED', 'missing or unknown bearer token', 401)

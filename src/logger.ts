@@ -1,14 +1,14 @@
 // the gateway's logger: pino options (redaction of tokens and cookies) and the buffered destination
 import pino from 'pino'
+import { prettyFactory } from 'pino-pretty'
+import { LogDestination } from './log-destination.js'
 
 /** never logged: tokens, Authorization headers, cookies */
 export const LOG_REDACT = [
   'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'token', '*.token', 'authorization'
 ]
 
-/** bytes of log lines buffered before one write(2): one syscall per ~20 access lines, not per line */
-export const LOG_BUFFER_BYTES = 4096
-export const LOG_FLUSH_MS = 1000
+export { LOG_BUFFER_BYTES, LOG_FLUSH_MS } from './log-destination.js'
 
 export function loggerOptions (level = process.env.LOG_LEVEL ?? 'info') {
   return { level, redact: { paths: LOG_REDACT, censor: '[redacted]' } }
@@ -16,11 +16,11 @@ export function loggerOptions (level = process.env.LOG_LEVEL ?? 'info') {
 
 export function createLogger (pretty = false) {
   const opts = loggerOptions()
-  if (pretty) return pino({ ...opts, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
-  // a synchronous write per access line was ~5% of the CPU of a proxied request (bench/README.md);
-  // buffered lines are flushed on exit by pino, and at least every 4 KiB
-  const dest = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES })
-  // a quiet gateway's lines still show within a second
-  setInterval(() => { try { dest.flush() } catch { /* not open yet or already closed */ } }, LOG_FLUSH_MS).unref()
-  return pino(opts, dest)
+  // a synchronous write per access line was ~5% of the CPU of a proxied request (bench/README.md):
+  // lines are buffered, and dropped, never retried, once stdout is gone (a hung-up terminal)
+  const dest = new LogDestination(1)
+  if (!pretty) return pino(opts, dest)
+  // pretty lines are made in this thread: a transport's worker would retry a dead terminal on its own
+  const format = prettyFactory({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', colorize: true })
+  return pino(opts, { write: (line: string) => dest.write(format(line)), flush: (cb?: () => void) => dest.flush(cb), flushSync: () => dest.flushSync() } as unknown as pino.DestinationStream)
 }

@@ -1,6 +1,6 @@
 // the admin API (DESIGN.md §3): JSON in, JSON out, bearer tokens, a refused request changes nothing
 import type { FastifyInstance, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { describeSchemaError, type Config } from '../config/index.js'
+import { describeSchemaError, hasTwoDecimals, type Config } from '../config/index.js'
 import type { ErrorObject } from 'ajv'
 import { explainKey, explainRequest, type Router, type RequestView } from '../routing/index.js'
 import { rollback, resume, setRollout, type RolloutPatch, type StateManager, type StateDoc } from '../state/index.js'
@@ -140,6 +140,20 @@ const auditSchema = {
   querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,4}$' } } }
 } as const
 
+/**
+ * the first percent in a PUT body that is not exactly two decimals: the schema's multipleOf needs a
+ * float tolerance that lets 5.000000000000001 through (config/percent.ts)
+ */
+function notTwoDecimals (body: Record<string, unknown>): string | undefined {
+  for (const [k, v] of Object.entries(body)) {
+    if (typeof v === 'number' && !hasTwoDecimals(v)) return k
+    if (v !== null && typeof v === 'object') {
+      for (const [name, p] of Object.entries(v as Record<string, unknown>)) if (typeof p === 'number' && !hasTwoDecimals(p)) return `${k}.${name}`
+    }
+  }
+  return undefined
+}
+
 function fail (reply: FastifyReply, e: FastifyError & { statusCode?: number }, extra: Record<string, unknown> = {}) {
   return reply.code(e.statusCode ?? 500).send({ error: e.code, message: e.message, ...extra })
 }
@@ -226,6 +240,8 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
 
   admin.put<{ Params: { name: string }, Body: RolloutPatch & { reason?: string } }>('/admin/rollouts/:name', { onRequest: operator, schema: putRollout }, async (req, reply) => {
     const { name } = req.params
+    const bad = notTwoDecimals(req.body as Record<string, unknown>)
+    if (bad !== undefined) return fail(reply, new DUALTRACK_ERR_BAD_REQUEST(`body.${bad}: must have at most two decimals`), { field: bad })
     if (!known(reply, name)) return reply
     if (req.body.segments !== undefined) {
       // only a percent segment has a percentage to change; anything else is refused whole

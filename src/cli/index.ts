@@ -6,7 +6,7 @@ import { CallError, UsageError, EXIT } from './admin-client.js'
 
 // the gateway's modules load only for the commands that run it: an on-call engineer's
 // `dualtrack rollback` should not wait for Fastify, ioredis and prom-client to load
-const gateway = () => Promise.all([import('close-with-grace'), import('../config/index.js'), import('../main.js'), import('../demo/index.js')])
+const gateway = () => Promise.all([import('../config/index.js'), import('../main.js'), import('../demo/index.js')])
 
 /** -1: keep running (a server); otherwise the exit code */
 export async function main (argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env, isTTY: process.stdout.isTTY === true }): Promise<number> {
@@ -27,7 +27,7 @@ export async function main (argv: string[], io: Io = { stdout: process.stdout, s
     .option('--config <path>', 'the YAML config (default DUALTRACK_CONFIG or config/gateway.yaml)')
     .option('--pretty', 'human-readable logs')
     .action(async (opts: { config?: string, pretty?: boolean }) => {
-      const [, { resolveConfigPath }, { startGateway }] = await gateway()
+      const [{ resolveConfigPath }, { startGateway }] = await gateway()
       try {
         await startGateway({ configPath: resolveConfigPath(opts.config), pretty: opts.pretty ?? false, signals: true, watch: true })
       } catch (err) {
@@ -50,10 +50,11 @@ export async function main (argv: string[], io: Io = { stdout: process.stdout, s
       }
       const gatewayPort = port(opts.port, '--port')
       const adminPort = port(opts.adminPort, '--admin-port')
-      const [{ default: closeWithGrace }, , { DEFAULT_SHUTDOWN_GRACE_MS }, { startDemo }] = await gateway()
+      const [, { DEFAULT_SHUTDOWN_GRACE_MS, handleSignals, createLogger }, { startDemo }] = await gateway()
       const demo = await startDemo({ configPath: opts.config, pretty: opts.pretty ?? io.isTTY, gatewayPort, adminPort })
       printDemo(io, demo.gateway.gatewayUrl, demo.gateway.adminUrl, demo.legacy.url, demo.new.url, demo.tokens)
-      closeWithGrace({ delay: DEFAULT_SHUTDOWN_GRACE_MS }, async () => { await demo.stop() })
+      // the demo runs on a terminal: SIGHUP, or the terminal going away, stops it like Ctrl-C
+      handleSignals({ logger: createLogger(opts.pretty ?? io.isTTY), delayMs: DEFAULT_SHUTDOWN_GRACE_MS, stop: () => demo.stop() })
       done(-1)
     })
 
@@ -64,10 +65,10 @@ export async function main (argv: string[], io: Io = { stdout: process.stdout, s
     .option('--host <host>', 'address to bind', '0.0.0.0')
     .action(async (opts: { name: string, port: string, host: string }) => {
       if (opts.name !== 'legacy' && opts.name !== 'new') throw new UsageError(`--name: legacy or new, got ${opts.name}`)
-      const [{ default: closeWithGrace }, , { DEFAULT_SHUTDOWN_GRACE_MS }, { startDemoBackend }] = await gateway()
+      const [, { DEFAULT_SHUTDOWN_GRACE_MS, handleSignals, createLogger }, { startDemoBackend }] = await gateway()
       const b = await startDemoBackend(opts.name, Number(opts.port), opts.host)
       io.stdout.write(`sample ${b.name} system on ${b.url}\n`)
-      closeWithGrace({ delay: DEFAULT_SHUTDOWN_GRACE_MS }, async () => { await b.close() })
+      handleSignals({ logger: createLogger(false), delayMs: DEFAULT_SHUTDOWN_GRACE_MS, stop: () => b.close() })
       done(-1)
     })
 
@@ -124,6 +125,6 @@ the CLI, in another terminal:
   export DUALTRACK_ADMIN_URL=${admin} DUALTRACK_TOKEN=${tokens.operator}
   dualtrack status --watch
 
-Ctrl-C stops everything.
+Ctrl-C (or closing the terminal) stops everything.
 `)
 }

@@ -27,6 +27,8 @@ export function workerIndex (): number | undefined {
 
 export interface Primary {
   readonly workers: () => number
+  /** SIGHUP: every worker re-reads the config file */
+  reload (): void
   stop (): Promise<void>
 }
 
@@ -98,6 +100,9 @@ export function runPrimary (config: Config, count: number, log: Logger): Primary
 
   return {
     workers: () => byIndex.size,
+    reload () {
+      for (const w of byIndex.values()) if (w.isConnected()) w.send({ dualtrack: 'reload' })
+    },
     async stop () {
       stopping = true
       const exits = [...byIndex.values()].map((w) => new Promise<void>((resolve) => {

@@ -41,6 +41,7 @@ export function describeSchemaError (e: ErrorObject): SchemaProblem {
       message = 'must be a duration: milliseconds, or a number with ms, s, m, h or d'
       break
     case 'multipleOf':
+    case 'twoDecimals':
       message = 'must have at most two decimals'
       break
     case 'enum':

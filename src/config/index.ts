@@ -8,3 +8,4 @@ export { HTTP_METHODS, SAFE_METHODS, WRITE_METHODS, KNOWN_METHODS, backendTarget
 export { compileIdPatterns, checkIdPatterns, type IdOwner, type IdPatternsConfig } from './id-patterns.js'
 export { watchConfig, type ConfigWatcher } from './watch.js'
 export { OPERATORS, LIST_OPERATORS, STRING_OPERATORS, parseNumber, parseDate, parseSemver, comparePlainSemver, parseIp, parseCidr, regexProblem, conditionProblems, type Operator, type ConditionSpec, type Cidr } from './segment-values.js'
+export { hasTwoDecimals } from './percent.js'

@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { describeSchemaError } from './ajv-errors.js'
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from 'yaml'
 import { ConfigSchema, type RawConfig, type RawRollout } from './schema.js'
+import { TWO_DECIMALS_KEYWORD } from './percent.js'
 import { parseDuration } from './duration.js'
 import { readTokenFile, tokenWeakness } from './tokens.js'
 import { checkIdPatterns, type IdPatternsConfig } from './id-patterns.js'
@@ -54,6 +55,7 @@ export type Config = Readonly<Omit<RawConfig, 'rollouts' | 'admin'>> & {
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, multipleOfPrecision: 9, allowUnionTypes: true })
+ajv.addKeyword(TWO_DECIMALS_KEYWORD)
 const validate = ajv.compile<RawConfig>(ConfigSchema)
 
 /** pick the config file: --config beats DUALTRACK_CONFIG beats config/gateway.yaml */

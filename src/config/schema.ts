@@ -6,7 +6,7 @@ import { OPERATORS, type Operator } from './segment-values.js'
 const Backend = () => Type.Unsafe<'legacy' | 'new'>({ type: 'string', enum: ['legacy', 'new'], default: 'legacy', examples: ['default: legacy'] })
 
 // percent: 0..100 with at most two decimals (0.01% resolution, DESIGN.md §1)
-export const PercentSchema = Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, examples: ['percent: 5'] })
+export const PercentSchema = Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, twoDecimals: true, examples: ['percent: 5'] })
 
 // a duration: milliseconds as a number, or "500ms", "60s", "10m", "2h", "30d"
 const Duration = (example: string) => Type.Union([
@@ -43,7 +43,7 @@ export const BackendSchema = obj({
 }, 'legacy: { url: "http://127.0.0.1:4001", timeoutMs: 10000 }')
 
 const ShadowSchema = obj({
-  percent: Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, default: 100, examples: ['percent: 100'] }),
+  percent: Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, twoDecimals: true, default: 100, examples: ['percent: 100'] }),
   methods: Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { default: ['GET'], examples: ['methods: [GET]'] }),
   writes: Type.Unsafe<'off' | 'dry-run'>({ type: 'string', enum: ['off', 'dry-run'], default: 'off', examples: ['writes: off'] }),
   timeoutMs: Type.Integer({ minimum: 1, default: 2_000, examples: ['timeoutMs: 2000'] }),
@@ -154,7 +154,11 @@ export const ConfigSchema = obj({
     bodyLimit: Type.Integer({ minimum: 1, default: 1_048_576, examples: ['bodyLimit: 1048576'] }),
     /** inbound deadline for a whole request; must not be 0 */
     requestTimeoutMs: Type.Integer({ minimum: 1, default: 60_000, examples: ['requestTimeoutMs: 60000'] }),
+    /** inbound deadline for the request head (capped at requestTimeoutMs): slow-header clients are cut */
+    headersTimeoutMs: Type.Integer({ minimum: 1, default: 10_000, examples: ['headersTimeoutMs: 10000'] }),
     keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 72_000, examples: ['keepAliveTimeoutMs: 72000'] }),
+    /** open client connections at most; past it a new one is closed at once (descriptors never run out) */
+    maxConnections: Type.Integer({ minimum: 1, default: 10_000, examples: ['maxConnections: 10000'] }),
     /** CIDRs of proxies in front of dualtrack whose x-forwarded-for is kept */
     trustedProxies: Type.Array(Type.String(), { default: [], examples: ['trustedProxies: [10.0.0.0/8]'] }),
     /** worker processes behind one port: a number, or auto (one per core) */
@@ -166,7 +170,9 @@ export const ConfigSchema = obj({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65_535, default: 9090, examples: ['port: 9090'] }),
     tokens: Type.Array(TokenSchema, { default: [] }),
-    metricsAuth: Type.Boolean({ default: false })
+    metricsAuth: Type.Boolean({ default: false }),
+    /** open connections to the admin listener at most */
+    maxConnections: Type.Integer({ minimum: 1, default: 256, examples: ['maxConnections: 256'] })
   }, 'admin: { host: 127.0.0.1, port: 9090 }', { default: {} }),
   backends: obj({ legacy: BackendSchema, new: BackendSchema },
     'backends: { legacy: { url: "http://127.0.0.1:4001" }, new: { url: "http://127.0.0.1:4002" } }',

@@ -28,6 +28,8 @@ const codeOfClass = (E: new (...a: never[]) => { code: string }): string => new 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL'])
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', codeOfClass(DUALTRACK_ERR_DEADLINE), 'ETIMEDOUT'])
 const RESET_CODES = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'])
+// the peer closed or reset the connection (not our pool closing, not an abort)
+const SOCKET_CODES = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE'])
 // the backend's answer broke HTTP: a bad status line or header (llhttp's HPE_*), too many header
 // bytes, a body shorter or longer than its Content-Length
 const BAD_RESPONSE_CODES = new Set(['UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE', 'UND_ERR_INFO'])
@@ -53,6 +55,11 @@ export function errorKind (err: unknown): UpstreamErrorKind | undefined {
 /** a connect failure: nothing reached the backend, so an idempotent request may go again */
 export function isConnectFailure (err: unknown): boolean {
   return CONNECT_CODES.has(codeOf(err))
+}
+
+/** the connection closed or reset (no timeout, no abort): with no byte written, a write may go again */
+export function isSocketReset (err: unknown): boolean {
+  return SOCKET_CODES.has(codeOf(err))
 }
 
 export function mapUpstreamError (err: unknown, backend: BackendName): MappedError {

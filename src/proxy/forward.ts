@@ -7,11 +7,17 @@ import type { Dispatcher } from 'undici'
 import { SAFE_METHODS, type BackendName } from '../config/index.js'
 import type { Upstream } from './upstream-pool.js'
 import { clientResponseHeaders } from './headers.js'
-import { isConnectFailure, mapUpstreamError, errorKind } from './error-map.js'
+import { isConnectFailure, isSocketReset, mapUpstreamError, errorKind } from './error-map.js'
+import { BodyFeed } from './body-feed.js'
 import { DUALTRACK_ERR_CLIENT_ABORT, DUALTRACK_ERR_DEADLINE, type UpstreamErrorKind } from '../errors.js'
 
 /** GET/HEAD/OPTIONS go again at most this often, and only when the connection never opened */
 export const MAX_IDEMPOTENT_RETRIES = 2
+
+/** a write goes again at most once, and only when not a byte of it was written (DESIGN.md §7) */
+export const MAX_WRITE_RETRIES = 1
+
+function noop (): void {}
 
 /** what the caller learns when an exchange ends (metrics, logs, affinity, guard) */
 export interface ExchangeResult {
@@ -62,6 +68,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #chunks: Buffer[] | null = null
   #captured = 0
   #holding = false
+  #feed: BodyFeed | null = null
 
   constructor (o: ExchangeOptions) {
     this.#o = o
@@ -74,21 +81,39 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const o = this.#o
     o.res.once('close', this.onClientClose)
     this.#timer = setTimeout(this.onDeadline, o.upstream.timeoutMs)
+    // a body stream's errors (the client went away, over bodyLimit) are read through the feed
+    if (o.body !== null && !Buffer.isBuffer(o.body)) o.body.on('error', noop)
     this.#dispatch()
   }
 
   #dispatch (): void {
     const o = this.#o
     this.#attempts++
+    let body: Buffer | BodyFeed | null = null
+    if (o.body !== null) {
+      if (Buffer.isBuffer(o.body)) body = o.body
+      else {
+        // undici gets a feed, not the client's stream: it cannot destroy it, and a retry reads on
+        this.#feed?.detach()
+        body = this.#feed = new BodyFeed(o.body)
+      }
+    }
     o.upstream.pool.dispatch({
       origin: o.upstream.origin,
       path: o.path,
       method: o.method as Dispatcher.HttpMethod,
       headers: o.headers,
-      body: o.body,
+      // undici writes async iterables too (client-h1 writeIterable); its types only list streams
+      body: body as Buffer | Readable | null,
       // writes must wait for the pipeline head: never sent twice on a broken keep-alive socket
       idempotent: o.body === null && SAFE_METHODS.has(o.method)
     }, this)
+  }
+
+  /** the request provably never left: the connection never opened, or it closed before undici took a byte */
+  #neverLeft (err: Error): boolean {
+    if (isConnectFailure(err)) return true
+    return this.#feed !== null && !this.#feed.taken && isSocketReset(err)
   }
 
   onRequestStart (controller: Dispatcher.DispatchController): void {
@@ -177,11 +202,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
     const o = this.#o
     if (this.#aborted) return this.#finish(err, undefined)
-    // only a connection that never opened is retried, only for GET/HEAD/OPTIONS without a body
-    if (!this.#headersSent && this.#status === 0 && o.body === null && isConnectFailure(err) &&
-        this.#attempts <= MAX_IDEMPOTENT_RETRIES && SAFE_METHODS.has(o.method)) {
-      this.#dispatch()
-      return
+    if (!this.#headersSent && this.#status === 0) {
+      // only a connection that never opened is retried, only for GET/HEAD/OPTIONS without a body
+      if (o.body === null && SAFE_METHODS.has(o.method)) {
+        if (isConnectFailure(err) && this.#attempts <= MAX_IDEMPOTENT_RETRIES) return this.#dispatch()
+      } else if (this.#attempts <= MAX_WRITE_RETRIES && this.#neverLeft(err)) {
+        // a write that never left (envoy's reset-before-request) goes once more, to the same backend
+        return this.#dispatch()
+      }
     }
     if (this.#headersSent || o.res.headersSent) {
       // the status line is gone: cut the connection so the client sees a truncated answer, not a complete one
@@ -190,6 +218,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     const mapped = mapUpstreamError(err, o.backend)
     this.#status = mapped.status
+    // a client at fault (a body over bodyLimit) may still be sending: the rest is not read
+    if (mapped.fault === 'client') o.res.shouldKeepAlive = false
     o.res.writeHead(mapped.status, { ...o.addHeaders, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(mapped.body) })
     o.res.end(mapped.body)
     this.#finish(err, undefined)
@@ -217,6 +247,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#done) return
     this.#done = true
     if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#feed?.detach()
     this.#o.res.removeListener('close', this.onClientClose)
     const aborted = this.#aborted
     this.#o.onDone({

@@ -6,7 +6,8 @@ import { decideInto, pathOf, type Decision, type Router, type CompiledRoute, typ
 import type { Upstreams } from './upstream-pool.js'
 import { upstreamRequestHeaders, type TrustedProxies } from './headers.js'
 import { forward, type ExchangeResult } from './forward.js'
-import { DUALTRACK_ERR_BODY_TOO_LARGE } from '../errors.js'
+import { DUALTRACK_ERR_BODY_TOO_LARGE, DUALTRACK_ERR_FOREIGN_TARGET } from '../errors.js'
+import { originForm } from './target.js'
 
 /** what a finished request reports (metrics, access log, guard, affinity learning, shadow) */
 export interface RequestReport {
@@ -65,22 +66,39 @@ export const NOOP_HOOKS: DataPlaneHooks = {
   done: () => undefined
 }
 
-// a chunked upload is counted as it streams; past the limit the upload is cut
+// a chunked upload is counted as it streams; past the limit the upload is cut (and answered 413)
 class BodyLimit extends Transform {
+  readonly #limit: number
   #left: number
-  constructor (limit: number) { super(); this.#left = limit }
+  constructor (limit: number) { super(); this.#limit = this.#left = limit }
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#left -= chunk.length
-    if (this.#left < 0) cb(new DUALTRACK_ERR_BODY_TOO_LARGE(0))
+    if (this.#left < 0) cb(new DUALTRACK_ERR_BODY_TOO_LARGE(this.#limit))
     else cb(null, chunk)
   }
 }
 
-function tooLarge (reply: FastifyReply, limit: number, decision: Decision): void {
-  const e = new DUALTRACK_ERR_BODY_TOO_LARGE(limit)
-  reply.code(413).header('x-dualtrack-backend', decision.backend).header('x-dualtrack-reason', decision.reason)
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>
+
+/**
+ * the client's fault (body over bodyLimit, a foreign absolute-form target): answered 4xx with the
+ * connection closed, reported as a client error (metrics, access log), never as a backend's error
+ */
+function refuse (dp: DataPlane, request: FastifyRequest, reply: FastifyReply, e: Error & { code: string, statusCode?: number },
+  route: CompiledRoute | undefined, decision: Decision, startedAt: number): void {
+  const status = e.statusCode ?? 400
+  reply.code(status).header('x-dualtrack-backend', decision.backend).header('x-dualtrack-reason', decision.reason)
     .header('connection', 'close')
     .send({ error: e.code, message: e.message })
+  dp.hooks.done({
+    route,
+    method: request.raw.method as string,
+    decision,
+    result: { status, errorKind: undefined, aborted: false, attempts: 0, headers: undefined, body: undefined, error: e },
+    startedAt,
+    plan: NO_PLAN,
+    upstreamHeaders: NO_HEADERS
+  }, request, undefined)
 }
 
 async function readBody (stream: Readable, limit: number): Promise<Buffer | null> {
@@ -100,14 +118,23 @@ export function createProxyHandler (dp: DataPlane) {
     const startedAt = performance.now()
     const raw = request.raw
     const method = raw.method as string
-    const url = raw.url as string
+    let url = raw.url as string
     const router = dp.router
+    // the absolute form (RFC 9112 §3.2.2): routed on its path and forwarded in origin form when its
+    // authority is the Host the client named; a foreign authority is refused, never passed on
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const origin = originForm(url, raw.headers.host)
+      if (origin === undefined) {
+        return refuse(dp, request, reply, new DUALTRACK_ERR_FOREIGN_TARGET(), undefined, { backend: router.defaultBackend, reason: 'default', bucket: -1 }, startedAt)
+      }
+      raw.url = url = origin
+    }
     const route = router.table.match(method, pathOf(url))
     const decision: Decision = { backend: router.defaultBackend, reason: 'default', bucket: -1, segment: undefined }
     const te = raw.headers['transfer-encoding']
     const cl = raw.headers['content-length']
     const hasBody = te !== undefined || (cl !== undefined && cl !== '0')
-    if (cl !== undefined && Number(cl) > dp.bodyLimit) return tooLarge(reply, dp.bodyLimit, decision)
+    if (cl !== undefined && Number(cl) > dp.bodyLimit) return refuse(dp, request, reply, new DUALTRACK_ERR_BODY_TOO_LARGE(dp.bodyLimit), route, decision, startedAt)
 
     let body: Readable | Buffer | null = hasBody ? raw : null
     let buffered: Buffer | undefined
@@ -118,7 +145,7 @@ export function createProxyHandler (dp: DataPlane) {
       if (hasBody && plan.bufferBody) {
         // small, bounded read, only on routes that need it (affinity lookups in bodies, shadowed writes)
         const b = await readBody(raw, dp.bodyLimit)
-        if (b === null) return tooLarge(reply, dp.bodyLimit, decision)
+        if (b === null) return refuse(dp, request, reply, new DUALTRACK_ERR_BODY_TOO_LARGE(dp.bodyLimit), route, decision, startedAt)
         body = buffered = b
       }
       const owner = dp.hooks.lookupOwner(route, view, buffered)

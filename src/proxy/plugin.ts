@@ -8,9 +8,12 @@ import { createProxyHandler, NOOP_HOOKS, type DataPlane } from './handler.js'
 import { createUpstreams, closeUpstreams } from './upstream-pool.js'
 import { compileTrustedProxies } from './headers.js'
 
+/** how often node looks for clients past their deadlines (its default, 30 s, let slow clients stay) */
+export const CONNECTIONS_CHECK_MS = 500
+
 export function createGatewayServer (config: Config, logger: FastifyBaseLogger | undefined, defaultLogger: object): FastifyInstance {
   const s = config.server
-  return Fastify({
+  const gateway = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: defaultLogger }),
     // one access line per request is written by the proxy itself (cheaper than onResponse hooks)
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
@@ -19,10 +22,16 @@ export function createGatewayServer (config: Config, logger: FastifyBaseLogger |
     bodyLimit: s.bodyLimit,
     requestTimeout: s.requestTimeoutMs,
     keepAliveTimeout: s.keepAliveTimeoutMs,
+    // a slow client is cut within its deadline plus a check; node refuses a head deadline longer
+    // than the whole request's
+    http: { headersTimeout: Math.min(s.headersTimeoutMs, s.requestTimeoutMs), requestTimeout: s.requestTimeoutMs, connectionsCheckingInterval: CONNECTIONS_CHECK_MS },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 }
   }) as unknown as FastifyInstance
+  // past it, node closes a new connection at once: descriptors never run out (DESIGN.md §7)
+  gateway.server.maxConnections = s.maxConnections
+  return gateway
 }
 
 /** what the request path reads, built from a config; hooks start as no-ops */
