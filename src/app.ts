@@ -87,7 +87,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
       await state.change(action === 'pause' ? planPause(rollout, actor) : planResume(rollout, actor))
     },
     shadow: parts.shadower,
-    affinity: parts.affinity
+    affinity: parts.affinity,
+    guard: parts.guardian
   })
 
   // the console at / and its 5 s series, read off the counters above (DESIGN.md §10)

@@ -9,7 +9,7 @@ import type { BackendName } from '../config/index.js'
 import { applyOp, emptyDoc } from './ops.js'
 import { readStateFile, writeStateFile } from './file-store.js'
 import { DUALTRACK_ERR_STORE_CONFLICT } from '../errors.js'
-import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type StateDoc, type StateStore } from './types.js'
+import { MAX_AUDIT_ENTRIES, type AuditEntry, type CounterWrite, type FleetCounters, type Op, type StateDoc, type StateStore } from './types.js'
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 500
 export const DEFAULT_POLL_MS = 1000
@@ -52,6 +52,8 @@ export class RedisStore implements StateStore {
   #closed = false
   #affDown = false
   #affBack = -Infinity
+  /** the guard's fleet counters: hashes under PREFIXguard: */
+  readonly counters: FleetCounters = { addAndRead: (w, r) => this.#addAndRead(w, r) }
 
   constructor (o: RedisStoreOptions) {
     this.#o = o
@@ -168,6 +170,32 @@ export class RedisStore implements StateStore {
       return got === 1
     } catch {
       return false
+    }
+  }
+
+  // one pipeline a tick, whatever the number of rollouts: HINCRBY per changed field, PEXPIRE, HGETALL
+  async #addAndRead (writes: readonly CounterWrite[], reads: readonly string[]): Promise<Record<string, Record<string, string>> | null> {
+    if (!this.up()) return null
+    const p = `${this.#o.prefix}guard:`
+    const pipe = this.#client.pipeline()
+    for (const w of writes) {
+      for (const [f, v] of Object.entries(w.incr)) pipe.hincrby(p + w.key, f, v)
+      pipe.pexpire(p + w.key, Math.max(1000, Math.ceil(w.ttlMs)))
+    }
+    for (const k of reads) pipe.hgetall(p + k)
+    try {
+      const res = await pipe.exec()
+      if (res === null) return null
+      const out: Record<string, Record<string, string>> = {}
+      const first = res.length - reads.length
+      for (let i = 0; i < res.length; i++) {
+        const [err, v] = res[i] as [Error | null, unknown]
+        if (err !== null) return null
+        if (i >= first) out[reads[i - first] as string] = (v ?? {}) as Record<string, string>
+      }
+      return out
+    } catch {
+      return null
     }
   }
 
