@@ -7,6 +7,10 @@ import { startRedis } from '../helpers/redis.js'
 import { call, OPERATOR, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
 import { waitFor } from '../helpers/wait.js'
 
+// eight gateways under load, each waiting on the guard's evidence: more than tap's 120 s per file
+// on a busy 2-core machine
+t.setTimeout(360_000)
+
 const GUARD = (extra: string) => `    guard: { window: 3s, minRequests: 40, maxErrorRateDelta: 0.03, maxP99Ratio: 3${extra} }\n`
 
 async function setup (t: Test, guardExtra = '', rolloutExtra = '', state = '') {
