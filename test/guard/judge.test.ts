@@ -3,6 +3,9 @@ import t from 'tap'
 import type { GuardConfig } from '../../src/config/index.js'
 import { Counts, judge, simulateHold, seeded, samplesAt, sampleRatioPValue, lowerBound, upperBound, type SimSide } from '../../src/guard/index.js'
 
+// 3,000 simulated holds: well within tap's 120 s per file on a quiet machine, not on a busy one
+t.setTimeout(300_000)
+
 const GUARD: GuardConfig = { windowMs: 10_000, minRequests: 50, maxErrorRateDelta: 0.01, maxP99Ratio: 1.5, confidence: 0.99, scope: 'replica', rollbackMode: 'drain' }
 const HOLD_MS = 60_000
 const side = (rps: number, errorRate: number, medianMs = 40, sigma = 0.5): SimSide => ({ rps, errorRate, medianMs, sigma })
