@@ -89,7 +89,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     shadow: parts.shadower,
     affinity: parts.affinity,
     // the ownership ledger's export: every owner a store holds, a batch at a time
-    ownerExport: (filter) => store.owners(filter)
+    ownerExport: (filter) => store.owners(filter),
+    guard: parts.guardian
   })
 
   // the console at / and its 5 s series, read off the counters above (DESIGN.md §10)

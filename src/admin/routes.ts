@@ -25,6 +25,8 @@ export interface AdminDeps {
     mismatches (route: string | undefined, limit: number): unknown[]
     summary (): unknown
   }
+  /** the guard's verdicts (GET /admin/guard) */
+  readonly guard?: { view (): unknown }
   /** extra changes other features add (plan pause/resume) */
   readonly planControl?: (rollout: string, action: 'pause' | 'resume', who: Principal) => Promise<void>
   /** GET /admin/affinity/:orderId (what peers ask while their store is down) */
@@ -339,4 +341,9 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
 
   if (deps.affinity) registerAffinityRoute(admin, deps.affinity, viewer)
   if (deps.ownerExport) registerOwnerExportRoute(admin, deps.ownerExport, viewer)
+
+  if (deps.guard) {
+    const guard = deps.guard
+    admin.get('/admin/guard', { onRequest: viewer }, async () => guard.view())
+  }
 }

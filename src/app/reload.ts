@@ -42,11 +42,11 @@ const RESTART_ONLY = ['server', 'state'] as const
 export function createPublisher (live: Live, state: StateManager, dataPlane: DataPlane, metrics: Metrics): () => void {
   return () => {
     dataPlane.router.applyState(state.live())
-    const shown: Record<string, { percent: number, rollback: unknown, plan?: { step: number } | null }> = {}
+    const shown: Record<string, { percent: number, rollback: unknown, plan?: { step: number } | null, regions?: Record<string, number> }> = {}
     for (const name of Object.keys(live.config.rollouts)) {
       const r = state.doc.rollouts[name]
       // a plan's step is shown only for rollouts that have a plan
-      if (r !== undefined) shown[name] = live.config.rollouts[name]?.plan ? r : { percent: r.percent, rollback: r.rollback }
+      if (r !== undefined) shown[name] = live.config.rollouts[name]?.plan ? r : { percent: r.percent, rollback: r.rollback, regions: r.regions }
     }
     metrics.state(shown, state.doc.version)
     for (const [name, r] of Object.entries(live.config.rollouts)) if (r.segments !== undefined) metrics.segments(name, r.segments.map((x) => x.name))

@@ -31,6 +31,10 @@ export interface GuardConfig {
   readonly maxP99Ms?: number | undefined
   readonly maxP99Ratio?: number | undefined
   readonly rollbackMode: 'drain' | 'hard'
+  /** 1 - confidence: the chance of a false breach over a hold */
+  readonly confidence: number
+  /** fleet: judged on every replica's counts (through the store); replica: on this one's */
+  readonly scope: 'fleet' | 'replica'
 }
 export interface PlanConfig { readonly steps: readonly number[], readonly holdMs: number }
 export type RolloutConfig = Readonly<Omit<RawRollout, 'affinity' | 'guard' | 'plan' | 'salt'>> & {
@@ -282,7 +286,7 @@ function normalize (raw: RawConfig, file: string): Config {
       ...rest,
       salt: salt ?? name,
       affinity: affinity && { learn: affinity.learn, lookup: affinity.lookup, ttlMs: parseDuration(affinity.ttl), maxEntries: affinity.maxEntries, maxBodyBytes: affinity.maxBodyBytes, idPatterns: affinity.idPatterns },
-      guard: guard && { ...guard, windowMs: parseDuration(guard.window) },
+      guard: guard && { ...guard, windowMs: parseDuration(guard.window), scope: guard.scope ?? (raw.state.store === 'redis' ? 'fleet' : 'replica') },
       plan: plan && { steps: plan.steps, holdMs: parseDuration(plan.hold) }
     }
   }

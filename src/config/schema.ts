@@ -114,8 +114,12 @@ export const RolloutSchema = obj({
     maxP99Ms: Type.Optional(Type.Number({ minimum: 0 })),
     maxP99Ratio: Type.Optional(Type.Number({ minimum: 1 })),
     /** drain: orders new owns keep reaching it; hard: everything to legacy (only where data is shared) */
-    rollbackMode: Type.Unsafe<'drain' | 'hard'>({ type: 'string', enum: ['drain', 'hard'], default: 'drain', examples: ['rollbackMode: drain'] })
-  }, 'guard: { window: 60s, minRequests: 200, maxErrorRate: 0.02 }')),
+    rollbackMode: Type.Unsafe<'drain' | 'hard'>({ type: 'string', enum: ['drain', 'hard'], default: 'drain', examples: ['rollbackMode: drain'] }),
+    /** a breach must be shown at this confidence: 1 - confidence bounds the false breaches of a hold */
+    confidence: Type.Number({ exclusiveMinimum: 0.5, exclusiveMaximum: 1, default: 0.99, examples: ['confidence: 0.99'] }),
+    /** fleet (default with store: redis): every replica's traffic, through the store; replica: its own */
+    scope: Type.Optional(Type.Unsafe<'fleet' | 'replica'>({ type: 'string', enum: ['fleet', 'replica'], examples: ['scope: fleet'] }))
+  }, 'guard: { window: 60s, minRequests: 200, maxErrorRateDelta: 0.01, maxP99Ratio: 1.5 }')),
   /** named request attributes for segments: the first present source wins */
   attributes: Type.Optional(Type.Record(Type.String({ pattern: NAME }), Type.Array(Type.String({ pattern: ATTRIBUTE_SOURCE, examples: ['[jwt:reg_at, header:x-user-registered-at]'] }), { minItems: 1 }),
     { examples: ['attributes: { registeredAt: [jwt:reg_at, header:x-user-registered-at], clientIp: [client-ip] }'] })),

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { KNOWN_METHODS, type BackendName } from '../config/index.js'
+import { sampleRatioPValue } from '../guard/index.js'
 import { REASONS, type Reason } from '../routing/index.js'
 import type { UpstreamErrorKind } from '../errors.js'
 
@@ -43,6 +44,52 @@ export interface RolloutSeries {
   readonly slotsTotal: Uint32Array
   readonly slotsNew: Uint32Array
   readonly slotSecond: Float64Array
+  // the share on new each request was expected to have, summed: right across a percent change
+  readonly slotsExpected: Float64Array
+  /** the target share now (percent / 100) */
+  share: number
+  /** per region with its own percentage: the same window, for decisions with reason region */
+  readonly regions: Map<string, RatioWindow>
+  regionShares: Record<string, number>
+}
+
+/** one sample-ratio window: 60 one-second slots */
+export interface RatioWindow {
+  readonly slotsTotal: Uint32Array
+  readonly slotsNew: Uint32Array
+  readonly slotsExpected: Float64Array
+  readonly slotSecond: Float64Array
+}
+
+const ratioWindow = (): RatioWindow => ({
+  slotsTotal: new Uint32Array(SAMPLE_WINDOW_S),
+  slotsNew: new Uint32Array(SAMPLE_WINDOW_S),
+  slotsExpected: new Float64Array(SAMPLE_WINDOW_S),
+  slotSecond: new Float64Array(SAMPLE_WINDOW_S)
+})
+
+function countRatio (w: RatioWindow, backend: BackendName, share: number): void {
+  const sec = Math.floor(Date.now() / 1000)
+  const i = sec % SAMPLE_WINDOW_S
+  if (w.slotSecond[i] !== sec) { w.slotSecond[i] = sec; w.slotsTotal[i] = 0; w.slotsNew[i] = 0; w.slotsExpected[i] = 0 }
+  w.slotsTotal[i] = (w.slotsTotal[i] as number) + 1
+  w.slotsExpected[i] = (w.slotsExpected[i] as number) + share
+  if (backend === 'new') w.slotsNew[i] = (w.slotsNew[i] as number) + 1
+}
+
+function sumRatio (w: RatioWindow): { total: number, fresh: number, expected: number } {
+  const now = Math.floor(Date.now() / 1000)
+  let total = 0
+  let fresh = 0
+  let expected = 0
+  for (let i = 0; i < SAMPLE_WINDOW_S; i++) {
+    if (now - (w.slotSecond[i] as number) < SAMPLE_WINDOW_S) {
+      total += w.slotsTotal[i] as number
+      fresh += w.slotsNew[i] as number
+      expected += w.slotsExpected[i] as number
+    }
+  }
+  return { total, fresh, expected }
 }
 
 export interface Metrics {
@@ -53,11 +100,11 @@ export interface Metrics {
   /** one finished request */
   request (route: RouteSeries, backend: BackendName, method: string, status: number, seconds: number, error: UpstreamErrorKind | undefined): void
   /** `segment`: the segment that decided, when reason is segment */
-  decision (rollout: RolloutSeries, backend: BackendName, reason: Reason, segment?: string): void
+  decision (rollout: RolloutSeries, backend: BackendName, reason: Reason, segment?: string, region?: string): void
   /** start a rollout's segment series at 0 (a dashboard shows them before the first match) */
   segments (rollout: string, names: readonly string[]): void
   /** run-time state: percent per rollout, rollbacks, version */
-  state (rollouts: Readonly<Record<string, { percent: number, rollback: unknown, plan?: { step: number } | null }>>, version: number): void
+  state (rollouts: Readonly<Record<string, { percent: number, rollback: unknown, plan?: { step: number } | null, regions?: Readonly<Record<string, number>> }>>, version: number): void
   storeUp (kind: string, up: () => boolean): void
   reload (ok: boolean): void
   readonly shadow: {
@@ -66,6 +113,8 @@ export interface Metrics {
     duration: Histogram<'route' | 'backend'>
   }
   readonly autoRollbacks: Counter<'rollout'>
+  /** the guard's current verdict (1 on its series, 0 on the others) and adjusted p-values per check */
+  guard (rollout: string, verdict: 'healthy' | 'breach' | 'inconclusive', pValues: Readonly<Partial<Record<string, number>>>): void
   readonly affinity: Counter<'rollout' | 'result'>
   /** owner records waiting for the store (write-behind) */
   readonly affinityPending: Gauge
@@ -103,6 +152,8 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const shadowFields = new Counter({ name: 'dualtrack_shadow_field_mismatches_total', help: 'Mismatching fields of shadow comparisons (templated paths)', labelNames: ['route', 'field'], registers: [registry] })
   const shadowDuration = new Histogram({ name: 'dualtrack_shadow_duration_seconds', help: 'Latency of shadow copies by the backend that served them', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
   const autoRollbacks = new Counter({ name: 'dualtrack_auto_rollbacks_total', help: 'Rollbacks made by the guard', labelNames: ['rollout'], registers: [registry] })
+  const guardVerdict = new Gauge({ name: 'dualtrack_guard_verdict', help: 'The guard\'s verdict per rollout: 1 on the current one (healthy, breach, inconclusive)', labelNames: ['rollout', 'verdict'], registers: [registry], aggregator: 'max' })
+  const guardP = new Gauge({ name: 'dualtrack_guard_p_value', help: 'Always-valid p-value of each guard check, adjusted: a breach is a value at or below 1 - confidence', labelNames: ['rollout', 'check'], registers: [registry], aggregator: 'min' })
   const affinity = new Counter({ name: 'dualtrack_affinity_total', help: 'Affinity lookups and records by result', labelNames: ['rollout', 'result'], registers: [registry] })
   const affinityPending = new Gauge({ name: 'dualtrack_affinity_pending', help: 'Owner records the store refused, waiting to be written when it answers again', registers: [registry], aggregator: 'sum' })
   const affinityDropped = new Counter({ name: 'dualtrack_affinity_dropped_total', help: 'Owner records dropped because the write-behind queue was full', registers: [registry] })
@@ -120,18 +171,27 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     }
     return s
   }
-  const windowOf = (r: RolloutSeries) => {
-    const now = Math.floor(Date.now() / 1000)
-    let total = 0
-    let fresh = 0
-    for (let i = 0; i < SAMPLE_WINDOW_S; i++) {
-      if (now - (r.slotSecond[i] as number) < SAMPLE_WINDOW_S) {
-        total += r.slotsTotal[i] as number
-        fresh += r.slotsNew[i] as number
+  const windowOf = (r: RolloutSeries) => sumRatio(r)
+  new Gauge({
+    name: 'dualtrack_sample_ratio_p_value',
+    help: 'Chi-square p-value of the share on new against the target over the last 60 s, per rollout (region "") and per region with its own percentage; absent below the minimum count',
+    labelNames: ['rollout', 'region'],
+    registers: [registry],
+    aggregator: 'min',
+    collect () {
+      this.reset()
+      for (const r of rollouts.values()) {
+        const w = sumRatio(r)
+        const p = sampleRatioPValue(w.total, w.fresh, w.expected)
+        if (p !== undefined) this.labels(r.name, '').set(p)
+        for (const [region, rw] of r.regions) {
+          const x = sumRatio(rw)
+          const q = sampleRatioPValue(x.total, x.fresh, x.expected)
+          if (q !== undefined) this.labels(r.name, region).set(q)
+        }
       }
     }
-    return { total, fresh }
-  }
+  })
   new Gauge({
     name: 'dualtrack_sample_ratio_observed',
     help: 'Observed share (0..1) on new of requests decided by percent or unkeyed, over the last 60 s',
@@ -185,9 +245,10 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
           decisions: d,
           ratio: { legacy: ratio.labels(name, 'legacy'), new: ratio.labels(name, 'new') },
           segments: new Map(),
-          slotsTotal: new Uint32Array(SAMPLE_WINDOW_S),
-          slotsNew: new Uint32Array(SAMPLE_WINDOW_S),
-          slotSecond: new Float64Array(SAMPLE_WINDOW_S)
+          ...ratioWindow(),
+          share: 0,
+          regions: new Map(),
+          regionShares: {}
         }
         autoRollbacks.labels(name).inc(0)
         rollouts.set(name, r)
@@ -205,22 +266,29 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       b.duration.observe(seconds)
       if (error !== undefined) b.errors[error].inc()
     },
-    decision (r, backend, reason, segment) {
+    decision (r, backend, reason, segment, region) {
       r.decisions[reason][backend].inc()
       if (segment !== undefined) segmentOf(r, segment)[backend].inc()
       // unkeyed requests count too: a client that sends no key (or a broken cookie) shows as drift
       if (reason === 'percent' || reason === 'unkeyed') {
         r.ratio[backend].inc()
-        const sec = Math.floor(Date.now() / 1000)
-        const i = sec % SAMPLE_WINDOW_S
-        if (r.slotSecond[i] !== sec) { r.slotSecond[i] = sec; r.slotsTotal[i] = 0; r.slotsNew[i] = 0 }
-        r.slotsTotal[i] = (r.slotsTotal[i] as number) + 1
-        if (backend === 'new') r.slotsNew[i] = (r.slotsNew[i] as number) + 1
+        countRatio(r, backend, r.share)
+      } else if (reason === 'region' && region !== undefined) {
+        // only configured regions decide with reason region: the label set is the config's
+        const share = r.regionShares[region]
+        if (share === undefined) return
+        let w = r.regions.get(region)
+        if (w === undefined) { w = ratioWindow(); r.regions.set(region, w) }
+        countRatio(w, backend, share)
       }
     },
     state (live, v) {
       for (const [name, s] of Object.entries(live)) {
-        metrics.rollout(name)
+        const series = metrics.rollout(name)
+        series.share = s.percent / 100
+        const shares: Record<string, number> = {}
+        for (const [k, v] of Object.entries(s.regions ?? {})) shares[k.toLowerCase()] = v / 100
+        series.regionShares = shares
         percent.labels(name).set(s.percent)
         expected.labels(name).set(s.percent / 100)
         rollback.labels(name).set(s.rollback ? 1 : 0)
@@ -236,6 +304,10 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     reload (ok) { reloads.labels(ok ? 'success' : 'failure').inc() },
     shadow: { total: shadowTotal, fields: shadowFields, duration: shadowDuration },
     autoRollbacks,
+    guard (rollout, verdict, pValues) {
+      for (const v of ['healthy', 'breach', 'inconclusive'] as const) guardVerdict.labels(rollout, v).set(v === verdict ? 1 : 0)
+      for (const [check, p] of Object.entries(pValues)) if (p !== undefined && Number.isFinite(p)) guardP.labels(rollout, check).set(p)
+    },
     affinity,
     affinityPending,
     affinityDropped,

@@ -119,6 +119,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart (controller: Dispatcher.DispatchController): void {
     this.#controller = controller
     if (this.#aborted) controller.abort(new DUALTRACK_ERR_CLIENT_ABORT())
+    // the deadline answered 504 while the request waited for a connection: it must never leave now
+    // (a payment sent after its client was told it failed is the worst kind of duplicate)
+    else if (this.#done) controller.abort(new DUALTRACK_ERR_DEADLINE(this.#o.upstream.timeoutMs))
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {

@@ -14,6 +14,8 @@ export interface Decision {
   bucket: number
   /** the segment that decided (reason segment), for the access log and metrics */
   segment?: string | undefined
+  /** with reason region: the region (lowercase), for the per-region sample-ratio check */
+  region?: string | undefined
 }
 
 export type RollbackMode = 'hard' | 'drain'
@@ -83,6 +85,8 @@ export function applyLive (r: CompiledRollout, live: RolloutLive): void {
 export function decideInto (out: Decision, r: CompiledRollout, req: RequestView, owner: BackendName | undefined): Decision {
   out.bucket = -1
   out.segment = undefined
+  // a reused decision forgets its last region (checked, not written: most decisions never have one)
+  if (out.region !== undefined) out.region = undefined
   if (r.rollback !== null) {
     // drain: orders new already owns keep going there; everything else goes back
     if (r.rollback === 'drain' && owner !== undefined) return set(out, owner, 'affinity')
@@ -125,8 +129,12 @@ function decideKeyed (out: Decision, r: CompiledRollout, key: string | undefined
   if (r.regionThresholds.size > 0 && region !== undefined) {
     // the region is read only when some region has its own percentage
     const name = typeof region === 'string' ? region : r.region?.(region)
-    const t = name === undefined ? undefined : r.regionThresholds.get(name.toLowerCase())
-    if (t !== undefined) return set(out, bucket >= 0 && bucket < t ? 'new' : 'legacy', 'region')
+    const lower = name?.toLowerCase()
+    const t = lower === undefined ? undefined : r.regionThresholds.get(lower)
+    if (t !== undefined) {
+      out.region = lower
+      return set(out, bucket >= 0 && bucket < t ? 'new' : 'legacy', 'region')
+    }
   }
   // bucket -1 (unhashable) is below every threshold only by accident: guard it explicitly
   return set(out, bucket >= 0 && bucket < r.threshold ? 'new' : 'legacy', 'percent')

@@ -10,7 +10,7 @@ import { applyOp, emptyDoc } from './ops.js'
 import { readStateFile, writeStateFile } from './file-store.js'
 import { DUALTRACK_ERR_STORE_CONFLICT } from '../errors.js'
 import { createRedisClient, mastersOf, redisKeys, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_REPLICA_WAIT_MS, type RedisClient, type RedisConnection } from './redis-client.js'
-import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type StateDoc, type StateStore } from './types.js'
+import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type CounterWrite, type FleetCounters, type StateDoc, type StateStore } from './types.js'
 
 export { DEFAULT_COMMAND_TIMEOUT_MS, MAX_RETRY_DELAY_MS } from './redis-client.js'
 export const DEFAULT_POLL_MS = 1000
@@ -86,6 +86,8 @@ export class RedisStore implements StateStore {
   #closed = false
   #affDown = false
   #affBack = -Infinity
+  /** the guard's fleet counters: hashes under PREFIXguard: */
+  readonly counters: FleetCounters = { addAndRead: (w, r) => this.#addAndRead(w, r) }
 
   constructor (o: RedisStoreOptions) {
     this.#o = o
@@ -215,6 +217,32 @@ export class RedisStore implements StateStore {
       return got === 1
     } catch {
       return false
+    }
+  }
+
+  // one pipeline a tick, whatever the number of rollouts: HINCRBY per changed field, PEXPIRE, HGETALL
+  async #addAndRead (writes: readonly CounterWrite[], reads: readonly string[]): Promise<Record<string, Record<string, string>> | null> {
+    if (!this.up()) return null
+    const p = `${this.#o.prefix}guard:`
+    const pipe = this.#client.pipeline()
+    for (const w of writes) {
+      for (const [f, v] of Object.entries(w.incr)) pipe.hincrby(p + w.key, f, v)
+      pipe.pexpire(p + w.key, Math.max(1000, Math.ceil(w.ttlMs)))
+    }
+    for (const k of reads) pipe.hgetall(p + k)
+    try {
+      const res = await pipe.exec()
+      if (res === null) return null
+      const out: Record<string, Record<string, string>> = {}
+      const first = res.length - reads.length
+      for (let i = 0; i < res.length; i++) {
+        const [err, v] = res[i] as [Error | null, unknown]
+        if (err !== null) return null
+        if (i >= first) out[reads[i - first] as string] = (v ?? {}) as Record<string, string>
+      }
+      return out
+    } catch {
+      return null
     }
   }
 

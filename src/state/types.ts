@@ -101,9 +101,20 @@ export interface OwnerLedger {
   owners (filter: { backend?: BackendName, rollout?: string }): AsyncIterable<OwnerRecord[]>
 }
 
+/** one hash of counters to add to: field -> increment; the key lives ttlMs from now */
+export interface CounterWrite { readonly key: string, readonly incr: Readonly<Record<string, number>>, readonly ttlMs: number }
+
+/** counters shared by every replica (the guard's fleet scope): never called on the request path */
+export interface FleetCounters {
+  /** add every write and read the given keys back, in one pipelined round trip; null when the store cannot answer */
+  addAndRead (writes: readonly CounterWrite[], reads: readonly string[]): Promise<Record<string, Record<string, string>> | null>
+}
+
 /** where the state lives: a local file (one replica) or Redis (many) */
 export interface StateStore extends AffinityStore, OwnerLedger {
   readonly kind: 'file' | 'redis'
+  /** shared counters, where the store has them (Redis); without them the guard judges its own replica */
+  readonly counters?: FleetCounters
   /** the stored doc, or null when there is none yet (or the store cannot be read: then the local copy) */
   load (): Promise<StateDoc | null>
   /**

@@ -5,6 +5,7 @@ import { request } from 'undici'
 import { startBackend } from '../helpers/backend.js'
 import { startGatewayFromYaml, basicYaml } from '../helpers/gateway.js'
 import { OPERATOR, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
+import { waitFor } from '../helpers/wait.js'
 
 const run = promisify(execFile)
 
@@ -70,4 +71,22 @@ t.test('the CLI drives the admin API', async (t) => {
   const down = await cli('http://127.0.0.1:1', OPERATOR, 'status')
   t.equal(down.code, 1)
   t.match(down.stderr, 'cannot reach the admin API at http://127.0.0.1:1')
+})
+
+t.test('dualtrack guard prints the verdict table', async (t) => {
+  const legacy = await startBackend('legacy', t)
+  const fresh = await startBackend('new', t)
+  const guard = '    guard: { window: 1s, minRequests: 500, maxErrorRateDelta: 0.01, maxP99Ratio: 1.5 }\n'
+  const gw = await startGatewayFromYaml(basicYaml(legacy.url, fresh.url, { top: TOKENS_YAML, rollout: guard }), t)
+  for (let i = 0; i < 20; i++) {
+    const r = await request(gw.url + '/api/orders', { headers: { 'x-user-id': `u${i}` } })
+    await r.body.dump()
+  }
+  await waitFor(() => (gw.app.guardian.verdict('checkout')?.backends.legacy.requests ?? 0) > 0, { what: 'a verdict on some traffic' })
+  const out = await cli(gw.adminUrl, VIEWER, 'guard')
+  t.equal(out.code, 0, out.stderr)
+  t.match(out.stdout, /^rollout\s+verdict\s+scope\s+sample\s+requests new\/legacy\s+errors new\/legacy\s+error delta \[bounds\] p\s+p99 new\/legacy\s+p99 ratio p\s+why\n/)
+  t.match(out.stdout, /\ncheckout\s+inconclusive\s+replica\s+window since \d\d:\d\d:\d\d\s+\d+ \/ \d+\s+0\.00% \/ 0\.00%\s+0\.00% \[-?\d+\.\d\d%, \d+\.\d\d%\] p=1\.0000\s+\d+ \/ \d+ ms\s+(\d+\.\d\dx|-) p=1\.0000\s+inconclusive, \d+ of 500 requests on new/)
+  const json = JSON.parse((await cli(gw.adminUrl, VIEWER, 'guard', '--json')).stdout) as { rollouts: Record<string, { verdict: string }> }
+  t.equal(json.rollouts.checkout?.verdict, 'inconclusive')
 })

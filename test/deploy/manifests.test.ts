@@ -301,7 +301,8 @@ t.test('the Grafana dashboard names no datasource uid and every panel queries so
   for (const m of ['dualtrack_rollout_percent', 'dualtrack_sample_ratio_observed', 'dualtrack_requests_total', 'dualtrack_request_duration_seconds_bucket',
     'dualtrack_upstream_errors_total', 'dualtrack_routing_decisions_total', 'dualtrack_rollback_active', 'dualtrack_shadow_total',
     'dualtrack_shadow_field_mismatches_total', 'dualtrack_state_store_up', 'dualtrack_state_version', 'dualtrack_config_reloads_total',
-    'dualtrack_segment_decisions_total']) {
+    'dualtrack_segment_decisions_total',
+    'dualtrack_guard_verdict', 'dualtrack_guard_p_value', 'dualtrack_sample_ratio_p_value']) {
     t.ok(exprs.some((e) => e.includes(m)), `some panel reads ${m}`)
   }
   t.ok(exprs.some((e) => e.includes('route="orders"') && e.includes('code=~"2.."')), 'order success rate on route orders')

@@ -21,7 +21,8 @@ const RUNBOOK_ANCHORS = [
   'runbook-sample-ratio-drift',
   'runbook-rollback-active',
   'runbook-state-store-down',
-  'runbook-replicas-disagree'
+  'runbook-replicas-disagree',
+  'runbook-guard-breach'
 ]
 const ALERTS = [
   'DualtrackNewErrorRateAboveLegacy',
@@ -30,7 +31,8 @@ const ALERTS = [
   'DualtrackSampleRatioDrift',
   'DualtrackRollbackActive',
   'DualtrackStateStoreDown',
-  'DualtrackReplicasDisagreeOnStateVersion'
+  'DualtrackReplicasDisagreeOnStateVersion',
+  'DualtrackGuardBreach'
 ]
 
 interface Rule { alert?: string, record?: string, expr: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }

@@ -75,9 +75,10 @@ t.test('every dashboard query returns data from a real Prometheus', async (t) =>
     match: { prefix: /api/whoami }
     rollout: checkout
 `
-  // a staff segment, so the per-segment panel has a real series
+  // a staff segment, so the per-segment panel has a real series; a guard, so its verdict and p-values are scraped
   const rollout = `    attributes: { tier: [header:x-user-tier] }
     segments: [{ name: staff, when: [{ attribute: tier, op: IN, values: [staff] }], backend: new }]
+    guard: { window: 2s, minRequests: 20, maxErrorRateDelta: 0.01, maxP99Ratio: 1.5 }
 `
   const yaml = basicYaml(legacy.url, fresh.url, { routes, rollout }).replace(`  - name: orders
     match: { prefix: /api/orders }
