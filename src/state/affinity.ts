@@ -11,7 +11,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { compileIdPatterns, type BackendName, type Config, type IdOwner } from '../config/index.js'
 import { compileLearn, compileLookup, type CompiledLookup, type LearnReader, type RequestView } from '../routing/index.js'
 import type { Metrics } from '../metrics/index.js'
-import { AffinityLru } from './file-store.js'
+import { AffinityLru } from './lru.js'
 import { createPeers, type Peers } from './peers.js'
 import type { AffinityStore, OwnerLedger, RollbackMode } from './types.js'
 

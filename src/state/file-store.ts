@@ -5,59 +5,13 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, appendFileSync, exi
 import { dirname } from 'node:path'
 import type { BackendName } from '../config/index.js'
 import { applyOp, emptyDoc } from './ops.js'
+import { AffinityLru } from './lru.js'
+import { readStateFile, writeStateFile, type FileShape } from './state-file.js'
 import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type StateDoc, type StateStore } from './types.js'
-
-interface FileShape { doc: StateDoc, audit: AuditEntry[] }
 
 export const DEFAULT_AFFINITY_MAX_ENTRIES = 1_000_000
 /** owners per batch of a ledger export */
 export const OWNER_BATCH = 1000
-
-/** read a state file written by either store; null when absent or unreadable */
-export function readStateFile (file: string): FileShape | null {
-  try {
-    const v = JSON.parse(readFileSync(file, 'utf8')) as FileShape
-    if (v && typeof v === 'object' && v.doc && typeof v.doc.version === 'number') return { doc: v.doc, audit: Array.isArray(v.audit) ? v.audit : [] }
-  } catch { /* absent or torn: start from YAML */ }
-  return null
-}
-
-export function writeStateFile (file: string, shape: FileShape): void {
-  mkdirSync(dirname(file), { recursive: true })
-  const tmp = `${file}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(shape))
-  renameSync(tmp, file)
-}
-
-/** a bounded map of order id -> owner with expiry, least recently used out first */
-export class AffinityLru<V = BackendName> {
-  readonly #max: number
-  // at: when the owner was learned (ms; 0 when unknown), for the ownership ledger
-  readonly #map = new Map<string, { owner: V, expires: number, at: number }>()
-  constructor (max: number) { this.#max = max }
-  get (key: string, now: number): V | undefined {
-    const e = this.#map.get(key)
-    if (e === undefined) return undefined
-    if (e.expires <= now) { this.#map.delete(key); return undefined }
-    // refresh recency: Map keeps insertion order
-    this.#map.delete(key)
-    this.#map.set(key, e)
-    return e.owner
-  }
-  /** the whole entry, without touching its recency */
-  peek (key: string, now: number): { owner: V, expires: number, at: number } | undefined {
-    const e = this.#map.get(key)
-    return e === undefined || e.expires <= now ? undefined : e
-  }
-  set (key: string, owner: V, expires: number, at = 0): void {
-    this.#map.delete(key)
-    this.#map.set(key, { owner, expires, at })
-    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
-  }
-  get size (): number { return this.#map.size }
-  keys (): IterableIterator<string> { return this.#map.keys() }
-  entries (): IterableIterator<[string, { owner: V, expires: number, at: number }]> { return this.#map.entries() }
-}
 
 export class FileStore implements StateStore {
   readonly kind = 'file' as const

@@ -1,6 +1,6 @@
 // the affinity LRU with injected time: expiry at exactly its instant, least recently used out first
 import t from 'tap'
-import { AffinityLru } from '../../src/state/file-store.js'
+import { AffinityLru } from '../../src/state/lru.js'
 
 const T0 = 1_000_000
 
