@@ -31,7 +31,11 @@ export function compileKeySource (spec: string): KeyReader {
 
 /** first source present wins */
 export function compileKeySources (specs: readonly string[]): KeyReader {
-  const readers = specs.map(compileKeySource)
+  return firstPresent(specs.map(compileKeySource))
+}
+
+/** one reader from several: the first that finds a value wins (one reader is returned as it is) */
+export function firstPresent (readers: readonly KeyReader[]): KeyReader {
   if (readers.length === 1) return readers[0] as KeyReader
   return (req) => {
     for (let i = 0; i < readers.length; i++) {

@@ -7,7 +7,7 @@ import semver from 'semver'
 import type { BackendName, ConditionSpec, Operator } from '../config/index.js'
 import { comparePlainSemver, parseCidr, parseDate, parseIp, parseNumber, parseSemver } from '../config/index.js'
 import { thresholdOf } from './bucket.js'
-import { compileKeySource, type KeyReader, type RequestView } from './cohort-key.js'
+import { compileKeySource, firstPresent, type KeyReader, type RequestView } from './cohort-key.js'
 
 export interface SegmentSpec {
   readonly name: string
@@ -86,15 +86,7 @@ export function clientIpReader (trusted: (ip: string) => boolean): KeyReader {
 }
 
 function compileAttribute (sources: readonly string[], trusted: (ip: string) => boolean): KeyReader {
-  const readers = sources.map((s) => s === 'client-ip' ? clientIpReader(trusted) : compileKeySource(s))
-  if (readers.length === 1) return readers[0] as KeyReader
-  return (req) => {
-    for (let i = 0; i < readers.length; i++) {
-      const v = (readers[i] as KeyReader)(req)
-      if (v !== undefined) return v
-    }
-    return undefined
-  }
+  return firstPresent(sources.map((s) => s === 'client-ip' ? clientIpReader(trusted) : compileKeySource(s)))
 }
 
 const str = (v: string | number) => String(v)

@@ -1,22 +1,10 @@
 // the CLI for segments: `set --segment`, `explain --header ...` and `explain --attr ...`
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
 import { startBackend } from '../helpers/backend.js'
 import { startGatewayFromYaml, basicYaml } from '../helpers/gateway.js'
 import { OPERATOR, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
+import { cli } from '../helpers/cli.js'
 
-const run = promisify(execFile)
-
-async function cli (admin: string, token: string, ...args: string[]) {
-  try {
-    const r = await run(process.execPath, ['bin/dualtrack.js', ...args, '--admin', admin], { env: { ...process.env, DUALTRACK_TOKEN: token }, timeout: 20_000 })
-    return { code: 0, stdout: r.stdout, stderr: r.stderr }
-  } catch (err) {
-    const e = err as { code: number, stdout: string, stderr: string }
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
-  }
-}
 
 const SEGMENTS = `    attributes:
       tier: [header:x-user-tier]
