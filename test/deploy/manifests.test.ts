@@ -55,12 +55,12 @@ interface GatewayConfig {
   state: { store: string }
 }
 interface Target { expr?: string, datasource?: unknown }
-interface Panel { id: number, type: string, title: string, datasource?: unknown, targets?: Target[], gridPos: { x: number, y: number, w: number, h: number } }
+interface Panel { id: number, type: string, title: string, repeat?: string, datasource?: unknown, targets?: Target[], gridPos: { x: number, y: number, w: number, h: number } }
 interface Dashboard {
   uid: string
   schemaVersion: number
   panels: Panel[]
-  templating: { list: { name: string, type: string, query: unknown, datasource?: unknown }[] }
+  templating: { list: { name: string, type: string, query: unknown, datasource?: unknown, multi?: boolean, includeAll?: boolean }[] }
   annotations: { list: { name: string, datasource?: unknown, expr?: string }[] }
 }
 interface ComposeService { image?: string, command?: string[], volumes?: string[], ports?: string[], environment?: Record<string, string> }
@@ -284,9 +284,15 @@ t.test('the Grafana dashboard names no datasource uid and every panel queries so
   t.same(bad, [], 'no hard-coded datasource')
   t.equal(dash.schemaVersion, 39)
   const vars = new Map(dash.templating.list.map((v) => [v.name, v]))
+  t.same([...vars.keys()], ['datasource', 'namespace', 'job', 'rollout', 'route'], 'the variables, each after the ones it depends on')
   t.match(vars.get('datasource'), { type: 'datasource', query: 'prometheus' })
-  t.match(vars.get('rollout'), { type: 'query', query: { query: 'label_values(dualtrack_rollout_percent, rollout)' } })
-  t.match(vars.get('route'), { type: 'query', query: { query: /^label_values\(dualtrack_\w+, route\)$/ } })
+  // one environment at a time: namespace and job are single choices (with no namespace label, as
+  // under compose, the variable is empty and =~"" matches the series without one)
+  t.match(vars.get('namespace'), { type: 'query', multi: false, includeAll: false, query: { query: 'label_values(dualtrack_build_info, namespace)' } })
+  t.match(vars.get('job'), { type: 'query', multi: false, includeAll: false, query: { query: 'label_values(dualtrack_build_info{namespace=~"$namespace"}, job)' } })
+  // rows repeat per rollout and per route: several (or all) may be chosen
+  t.match(vars.get('rollout'), { type: 'query', multi: true, includeAll: true, query: { query: 'label_values(dualtrack_rollout_percent{namespace=~"$namespace",job=~"$job"}, rollout)' } })
+  t.match(vars.get('route'), { type: 'query', multi: true, includeAll: true, query: { query: 'label_values(dualtrack_requests_total{namespace=~"$namespace",job=~"$job"}, route)' } })
   const panels = dash.panels.filter((p) => p.type !== 'row')
   t.ok(panels.length >= 15, `${panels.length} panels`)
   t.equal(new Set(dash.panels.map((p) => p.id)).size, dash.panels.length, 'panel ids are unique')
@@ -301,15 +307,35 @@ t.test('the Grafana dashboard names no datasource uid and every panel queries so
   for (const m of ['dualtrack_rollout_percent', 'dualtrack_sample_ratio_observed', 'dualtrack_requests_total', 'dualtrack_request_duration_seconds_bucket',
     'dualtrack_upstream_errors_total', 'dualtrack_routing_decisions_total', 'dualtrack_rollback_active', 'dualtrack_shadow_total',
     'dualtrack_shadow_field_mismatches_total', 'dualtrack_state_store_up', 'dualtrack_state_version', 'dualtrack_config_reloads_total',
-    'dualtrack_segment_decisions_total',
+    'dualtrack_segment_decisions_total', 'dualtrack_affinity_total', 'dualtrack_build_info',
     'dualtrack_guard_verdict', 'dualtrack_guard_p_value', 'dualtrack_sample_ratio_p_value']) {
     t.ok(exprs.some((e) => e.includes(m)), `some panel reads ${m}`)
   }
-  t.ok(exprs.some((e) => e.includes('route="orders"') && e.includes('code=~"2.."')), 'order success rate on route orders')
-  t.ok(exprs.some((e) => e.includes('route="payments"') && e.includes('histogram_quantile')), 'payment latency on route payments')
+  const annotationExprs = dash.annotations.list.map((a) => a.expr ?? '').filter(Boolean)
+  // every series a query selects is this namespace's and this job's: staging and production are never summed
+  for (const e of [...exprs, ...annotationExprs]) {
+    for (const m of e.matchAll(/\b((?:dualtrack|process|nodejs)_\w+)(\{[^}]*\})?/g)) {
+      t.ok((m[2] ?? '').startsWith('{namespace=~"$namespace",job=~"$job"'), `${m[1]} is filtered by namespace and job in: ${e}`)
+    }
+    // no route or rollout named in the dashboard: the rows repeat over what the gateway reports
+    t.notMatch(e, /\b(route|rollout)="/, `no hard-coded route or rollout in: ${e}`)
+  }
+  // rows repeat per rollout and per route; their panels filter by the row's value
+  const rows = dash.panels.filter((p) => p.type === 'row')
+  t.ok(rows.some((r) => r.repeat === 'rollout'), 'a row repeats per rollout')
+  t.ok(rows.filter((r) => r.repeat === 'route').length >= 2, 'the legacy-vs-new and the shadow rows repeat per route')
+  let repeat: string | undefined
+  for (const p of dash.panels) {
+    if (p.type === 'row') { repeat = p.repeat; continue }
+    if (repeat === undefined) continue
+    for (const x of p.targets ?? []) t.match(x.expr ?? '', `${repeat}=~"$${repeat}"`, `${p.title}: filtered by the row's ${repeat}`)
+  }
+  t.ok(exprs.some((e) => e.includes('route=~"$route"') && e.includes('code=~"2.."')), 'the success rate of each route')
+  t.ok(exprs.some((e) => /sum by \(op, result\) \(rate\(dualtrack_affinity_total/.test(e)), 'affinity lookups and records apart')
+  t.ok(exprs.some((e) => /^max by \(namespace, job\) \(dualtrack_state_version\{[^}]*\}\) - min by \(namespace, job\) \(dualtrack_state_version\{[^}]*\}\)$/.test(e)), 'the state version spread per job')
   // only the variables the dashboard defines, and Grafana's own
-  const known = new Set(['rollout', 'route', '__rate_interval', '__interval', '__range'])
-  for (const e of [...exprs, ...dash.annotations.list.map((a) => a.expr ?? '')]) {
+  const known = new Set(['namespace', 'job', 'rollout', 'route', '__rate_interval', '__interval', '__range'])
+  for (const e of [...exprs, ...annotationExprs]) {
     for (const m of e.matchAll(/\$\{?(\w+)/g)) t.ok(known.has(m[1] ?? ''), `$${m[1]} is a known variable`)
   }
   const annotations = dash.annotations.list.map((a) => a.expr ?? '')
