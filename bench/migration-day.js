@@ -407,13 +407,13 @@ async function main () {
       const text = await res.body.text()
       const get = (re) => { let sum = 0; for (const m of text.matchAll(re)) sum += Number(m[1]); return sum }
       return {
-        peerHit: get(/dualtrack_affinity_total\{rollout="checkout",result="peer_hit"\} (\d+)/g),
-        peerMiss: get(/dualtrack_affinity_total\{rollout="checkout",result="peer_miss"\} (\d+)/g),
-        peerTimeout: get(/dualtrack_affinity_total\{rollout="checkout",result="peer_timeout"\} (\d+)/g),
-        lookupErrors: get(/dualtrack_affinity_total\{rollout="checkout",result="error"\} (\d+)/g),
-        recordErrors: get(/dualtrack_affinity_total\{rollout="checkout",result="record_error"\} (\d+)/g),
-        flushed: get(/dualtrack_affinity_total\{rollout="checkout",result="flushed"\} (\d+)/g),
-        byPattern: get(/dualtrack_affinity_total\{rollout="checkout",result="pattern"\} (\d+)/g),
+        peerHit: get(/dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_hit"\} (\d+)/g),
+        peerMiss: get(/dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_miss"\} (\d+)/g),
+        peerTimeout: get(/dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_timeout"\} (\d+)/g),
+        lookupErrors: get(/dualtrack_affinity_total\{rollout="checkout",op="lookup",result="error"\} (\d+)/g),
+        recordErrors: get(/dualtrack_affinity_total\{rollout="checkout",op="record",result="record_error"\} (\d+)/g),
+        flushed: get(/dualtrack_affinity_total\{rollout="checkout",op="record",result="flushed"\} (\d+)/g),
+        byPattern: get(/dualtrack_affinity_total\{rollout="checkout",op="lookup",result="pattern"\} (\d+)/g),
         pending: get(/dualtrack_affinity_pending (\d+)/g),
         dropped: get(/dualtrack_affinity_dropped_total (\d+)/g),
         rollbackOwned: { legacy: get(/dualtrack_rollback_owned_total\{rollout="checkout",backend="legacy"\} (\d+)/g), new: get(/dualtrack_rollback_owned_total\{rollout="checkout",backend="new"\} (\d+)/g) },

@@ -42,13 +42,21 @@ export const BackendSchema = obj({
   connections: Type.Integer({ minimum: 1, default: 128, examples: ['connections: 128'] })
 }, 'legacy: { url: "http://127.0.0.1:4001", timeoutMs: 10000 }')
 
+/**
+ * shadow copies one route may have in flight, and the largest body a copy carries: 64 copies ×
+ * 3 bodies (request, primary answer, copy's answer) × 128 KiB = 24 MiB, what the 384Mi Kubernetes
+ * limit leaves room for (README: Sizing)
+ */
+export const DEFAULT_SHADOW_MAX_IN_FLIGHT = 64
+export const DEFAULT_SHADOW_MAX_BODY_BYTES = 131_072
+
 const ShadowSchema = obj({
   percent: Type.Number({ minimum: 0, maximum: 100, multipleOf: 0.01, twoDecimals: true, default: 100, examples: ['percent: 100'] }),
   methods: Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { default: ['GET'], examples: ['methods: [GET]'] }),
   writes: Type.Unsafe<'off' | 'dry-run'>({ type: 'string', enum: ['off', 'dry-run'], default: 'off', examples: ['writes: off'] }),
   timeoutMs: Type.Integer({ minimum: 1, default: 2_000, examples: ['timeoutMs: 2000'] }),
-  maxInFlight: Type.Integer({ minimum: 1, default: 256, examples: ['maxInFlight: 256'] }),
-  maxBodyBytes: Type.Integer({ minimum: 0, default: 262_144, examples: ['maxBodyBytes: 262144'] }),
+  maxInFlight: Type.Integer({ minimum: 1, default: DEFAULT_SHADOW_MAX_IN_FLIGHT, examples: ['maxInFlight: 64'] }),
+  maxBodyBytes: Type.Integer({ minimum: 0, default: DEFAULT_SHADOW_MAX_BODY_BYTES, examples: ['maxBodyBytes: 131072'] }),
   sameBackendPercent: Type.Number({ minimum: 0, maximum: 100, default: 0, examples: ['sameBackendPercent: 5'] }),
   compare: obj({
     ignore: Type.Array(Type.String({ pattern: '^\\$' }), { default: [] }),

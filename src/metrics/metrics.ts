@@ -14,6 +14,27 @@ export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5
 // the product's version, read once from the package.json two folders up (src/metrics or dist/metrics)
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 const ERROR_KINDS: readonly UpstreamErrorKind[] = ['timeout', 'connect', 'reset', 'bad_response']
+/** what the affinity counter counts: lookups (the request path) and owner records (after a create) */
+export type AffinityOp = 'lookup' | 'record'
+/** each affinity result belongs to one operation; the `op` label is derived from it */
+export const AFFINITY_RESULTS = {
+  hit: 'lookup',
+  miss: 'lookup',
+  error: 'lookup',
+  pattern: 'lookup',
+  peer_hit: 'lookup',
+  peer_miss: 'lookup',
+  peer_timeout: 'lookup',
+  learned: 'record',
+  record_error: 'record',
+  wait_timeout: 'record',
+  flushed: 'record'
+} as const satisfies Record<string, AffinityOp>
+export type AffinityResult = keyof typeof AFFINITY_RESULTS
+/** the affinity counter as its callers see it: the op label follows from the result */
+export interface AffinityCounter {
+  labels (rollout: string, result: AffinityResult): CounterChild
+}
 /** the sample-ratio window: 60 one-second slots */
 export const SAMPLE_WINDOW_S = 60
 
@@ -115,7 +136,7 @@ export interface Metrics {
   readonly autoRollbacks: Counter<'rollout'>
   /** the guard's current verdict (1 on its series, 0 on the others) and adjusted p-values per check */
   guard (rollout: string, verdict: 'healthy' | 'breach' | 'inconclusive', pValues: Readonly<Partial<Record<string, number>>>): void
-  readonly affinity: Counter<'rollout' | 'result'>
+  readonly affinity: AffinityCounter
   /** owner records waiting for the store (write-behind) */
   readonly affinityPending: Gauge
   readonly affinityDropped: Counter
@@ -154,7 +175,8 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const autoRollbacks = new Counter({ name: 'dualtrack_auto_rollbacks_total', help: 'Rollbacks made by the guard', labelNames: ['rollout'], registers: [registry] })
   const guardVerdict = new Gauge({ name: 'dualtrack_guard_verdict', help: 'The guard\'s verdict per rollout: 1 on the current one (healthy, breach, inconclusive)', labelNames: ['rollout', 'verdict'], registers: [registry], aggregator: 'max' })
   const guardP = new Gauge({ name: 'dualtrack_guard_p_value', help: 'Always-valid p-value of each guard check, adjusted: a breach is a value at or below 1 - confidence', labelNames: ['rollout', 'check'], registers: [registry], aggregator: 'min' })
-  const affinity = new Counter({ name: 'dualtrack_affinity_total', help: 'Affinity lookups and records by result', labelNames: ['rollout', 'result'], registers: [registry] })
+  const affinityTotal = new Counter({ name: 'dualtrack_affinity_total', help: 'Affinity lookups (op="lookup") and owner records (op="record") by result', labelNames: ['rollout', 'op', 'result'], registers: [registry] })
+  const affinity: AffinityCounter = { labels: (rollout, result) => affinityTotal.labels(rollout, AFFINITY_RESULTS[result], result) }
   const affinityPending = new Gauge({ name: 'dualtrack_affinity_pending', help: 'Owner records the store refused, waiting to be written when it answers again', registers: [registry], aggregator: 'sum' })
   const affinityDropped = new Counter({ name: 'dualtrack_affinity_dropped_total', help: 'Owner records dropped because the write-behind queue was full', registers: [registry] })
   const rollbackOwned = new Counter({ name: 'dualtrack_rollback_owned_total', help: 'Requests during a rollback that named an order with a known owner, by that owner (hard: those owned by new reached legacy)', labelNames: ['rollout', 'backend'], registers: [registry] })

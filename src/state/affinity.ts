@@ -10,7 +10,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { compileIdPatterns, type BackendName, type Config, type IdOwner } from '../config/index.js'
 import { compileLearn, compileLookup, type CompiledLookup, type LearnReader, type RequestView } from '../routing/index.js'
-import type { Metrics } from '../metrics/index.js'
+import type { AffinityResult, Metrics } from '../metrics/index.js'
 import { AffinityLru } from './lru.js'
 import { createPeers, type Peers } from './peers.js'
 import type { AffinityStore, OwnerLedger, RollbackMode } from './types.js'
@@ -45,7 +45,7 @@ interface Entry { readonly owner: BackendName, readonly at: number | null }
 interface Pending { readonly rollout: string, readonly id: string, readonly owner: BackendName, readonly ttlMs: number, readonly at: number }
 
 const NONE = 'none' as const
-const RESULTS = ['hit', 'miss', 'error', 'learned', 'record_error', 'wait_timeout', 'pattern', 'peer_hit', 'peer_miss', 'peer_timeout', 'flushed']
+const RESULTS: readonly AffinityResult[] = ['hit', 'miss', 'error', 'learned', 'record_error', 'wait_timeout', 'pattern', 'peer_hit', 'peer_miss', 'peer_timeout', 'flushed']
 
 export interface AffinityOptions {
   readonly maxPending?: number

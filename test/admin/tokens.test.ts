@@ -2,7 +2,7 @@
 // re-read when the file changes (a Secret rotation needs no restart), a weak new one refused
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { writeFileSync, renameSync } from 'node:fs'
+import { writeFileSync, renameSync, mkdirSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseConfig, tokenWeakness } from '../../src/config/index.js'
 import { startGatewayFromYaml, tempDir } from '../helpers/gateway.js'
@@ -62,4 +62,38 @@ admin:
   await waitFor(() => gw.logs.some((l) => /new token refused/.test(String(l.msg))), { what: 'the placeholder to be refused in the log' })
   t.equal((await call(gw.adminUrl, 'GET', '/admin/state', second)).status, 200, 'the previous token stays')
   t.equal((await call(gw.adminUrl, 'GET', '/admin/state', 'REPLACE-ME-please-0000000000000000')).status, 401)
+})
+
+t.test('tokens from a Kubernetes Secret volume: one ..data swap rotates both, with no restart', async (t) => {
+  // the layout deploy/k8s mounts at /etc/dualtrack/tokens: operator -> ..data/operator, ..data -> ..v1
+  const dir = tempDir()
+  const version = (name: string, operator: string, viewer: string) => {
+    mkdirSync(join(dir, name))
+    writeFileSync(join(dir, name, 'operator'), operator)
+    writeFileSync(join(dir, name, 'viewer'), viewer)
+  }
+  const [op1, view1, op2, view2] = [good(), good(), good(), good()]
+  version('..v1', op1, view1)
+  symlinkSync('..v1', join(dir, '..data'))
+  symlinkSync('..data/operator', join(dir, 'operator'))
+  symlinkSync('..data/viewer', join(dir, 'viewer'))
+  const legacy = await startBackend('legacy', t)
+  const fresh = await startBackend('new', t)
+  const gw = await startGatewayFromYaml(`
+backends: { legacy: { url: "${legacy.url}" }, new: { url: "${fresh.url}" } }
+admin:
+  tokens:
+    - { name: oncall, tokenFile: "${join(dir, 'operator')}", role: operator }
+    - { name: grafana, tokenFile: "${join(dir, 'viewer')}", role: viewer }
+`, t)
+  t.equal((await call(gw.adminUrl, 'PUT', '/admin/rollouts/checkout', view1, { percent: 10 })).status, 403, 'the viewer token reads only')
+  t.equal((await call(gw.adminUrl, 'GET', '/admin/state', op1)).status, 200)
+
+  version('..v2', op2, view2)
+  symlinkSync('..v2', join(dir, '..data_tmp'))
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
+  await waitFor(async () => (await call(gw.adminUrl, 'GET', '/admin/state', op2)).status === 200 &&
+    (await call(gw.adminUrl, 'GET', '/admin/state', view2)).status === 200, { what: 'both rotated tokens to be accepted' })
+  t.equal((await call(gw.adminUrl, 'GET', '/admin/state', op1)).status, 401, 'the old operator token is refused')
+  t.equal((await call(gw.adminUrl, 'GET', '/admin/state', view1)).status, 401, 'the old viewer token is refused')
 })

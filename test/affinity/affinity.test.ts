@@ -93,8 +93,8 @@ t.test('payments and callbacks follow the order, whatever the percent and the ro
   t.same([after.backend, after.reason], ['new', 'force'], 'an unknown order id falls through')
   void unknown
   const metrics = await (await request(gw.adminUrl + '/metrics')).body.text()
-  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",result="learned"\} 2/)
-  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",result="hit"\} [1-9]/)
+  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",op="record",result="learned"\} 2/)
+  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="hit"\} [1-9]/)
   void VIEWER
 })
 
@@ -167,7 +167,7 @@ t.test('two replicas share affinity through Redis; Redis down never fails an ord
   const fallthrough = await post(c.url, '/api/payments', JSON.stringify({ orderId: 'not-cached-anywhere' }), 'application/json', { 'x-user-id': 'someone' })
   t.same([fallthrough.status, fallthrough.reason], [404, 'percent'], 'a lookup with the store down falls through to the cohort')
   const metrics = await (await request(b.adminUrl + '/metrics')).body.text()
-  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",result="record_error"\} 1/)
+  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",op="record",result="record_error"\} 1/)
   const cm = await (await request(c.adminUrl + '/metrics')).body.text()
-  t.match(cm, /dualtrack_affinity_total\{rollout="checkout",result="error"\} 1/)
+  t.match(cm, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="error"\} 1/)
 })

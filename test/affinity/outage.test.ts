@@ -153,8 +153,8 @@ for (const patterns of [false, true]) {
     const bothSystems = new Set(load.out.created.filter((c) => c.during).map((c) => c.system))
     t.same([...bothSystems].sort(), ['legacy', 'new'], 'orders on both systems during the outage')
 
-    const peerHits = await metric(f.a, /dualtrack_affinity_total\{rollout="checkout",result="peer_hit"\} (\d+)/) + await metric(f.b, /dualtrack_affinity_total\{rollout="checkout",result="peer_hit"\} (\d+)/)
-    const byPattern = await metric(f.a, /dualtrack_affinity_total\{rollout="checkout",result="pattern"\} (\d+)/) + await metric(f.b, /dualtrack_affinity_total\{rollout="checkout",result="pattern"\} (\d+)/)
+    const peerHits = await metric(f.a, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_hit"\} (\d+)/) + await metric(f.b, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_hit"\} (\d+)/)
+    const byPattern = await metric(f.a, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="pattern"\} (\d+)/) + await metric(f.b, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="pattern"\} (\d+)/)
     if (patterns) {
       t.ok(byPattern >= load.out.checkouts * 2, `every payment and callback decided by its id's form (${byPattern})`)
       t.equal(peerHits, 0, 'no peer was needed')
@@ -162,7 +162,7 @@ for (const patterns of [false, true]) {
     }
     t.ok(peerHits > 0, `callbacks through the replica that had not seen the order were answered by its peer (${peerHits})`)
 
-    const queued = await metric(f.a, /dualtrack_affinity_total\{rollout="checkout",result="flushed"\} (\d+)/) + await metric(f.b, /dualtrack_affinity_total\{rollout="checkout",result="flushed"\} (\d+)/)
+    const queued = await metric(f.a, /dualtrack_affinity_total\{rollout="checkout",op="record",result="flushed"\} (\d+)/) + await metric(f.b, /dualtrack_affinity_total\{rollout="checkout",op="record",result="flushed"\} (\d+)/)
     t.comment(`owner records of the outage in Redis ${Math.round(inRedis)} ms after redis-server was back (${queued} written from the queue)`)
     t.ok(snapshot.length >= 30, `${snapshot.length} owner records of orders made during the outage reached Redis once it was back`)
     t.ok(queued > 0, 'some were written from the write-behind queue')

@@ -84,6 +84,6 @@ t.test('peers are never asked while the store answers', async (t) => {
   for (let i = 0; i < 20; i++) t.same((await pay(gw, `LG-unknown-${i}`)).reason, 'percent')
   t.equal(peer.seen.length, 0, 'no request reached the peer')
   const metrics = await (await request(gw.adminUrl + '/metrics')).body.text()
-  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",result="peer_miss"\} 0/)
-  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",result="miss"\} 20/)
+  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_miss"\} 0/)
+  t.match(metrics, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="miss"\} 20/)
 })

@@ -3,15 +3,17 @@ import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { randomBytes } from 'node:crypto'
 import { parseConfig } from '../../src/config/index.js'
+import { loadK8sConfig } from '../helpers/k8s-config.js'
 
 // what `openssl rand -hex 32` makes, as the Secret's comment says
 const env = { DUALTRACK_OPERATOR_TOKEN: randomBytes(32).toString('hex'), DUALTRACK_VIEWER_TOKEN: randomBytes(32).toString('hex'), REDIS_PASSWORD: 'p'.repeat(32) }
 
 t.test('the Kubernetes ConfigMap holds a config the gateway accepts', async (t) => {
-  const cm = parse(readFileSync('deploy/k8s/configmap.yaml', 'utf8')) as { data: Record<string, string> }
-  const text = cm.data['gateway.yaml']
-  t.type(text, 'string')
-  const c = parseConfig(text as string, 'deploy/k8s/configmap.yaml#gateway.yaml', env)
+  const operator = randomBytes(32).toString('hex')
+  const viewer = randomBytes(32).toString('hex')
+  const c = loadK8sConfig({ operator, viewer }, { REDIS_PASSWORD: 'p'.repeat(32) })
+  t.same(c.admin.tokens.map((x) => [x.name, x.role, x.token]), [['oncall', 'operator', operator], ['grafana', 'viewer', viewer]], 'the tokens are the files of the mounted Secret')
+  t.ok(c.admin.tokens.every((x) => x.tokenFile !== undefined), 'read from files, so they are re-read when the Secret changes')
   t.equal(c.state.store, 'redis')
   t.equal(c.admin.host, '0.0.0.0')
   t.equal(c.server.port, 8080)
@@ -33,7 +35,9 @@ t.test('the compose config is accepted too', async (t) => {
 
 t.test('the Secret applied unedited is refused: its placeholders are not tokens', async (t) => {
   const secret = parse(readFileSync('deploy/k8s/secret.yaml', 'utf8')) as { stringData: Record<string, string> }
-  const cm = parse(readFileSync('deploy/k8s/configmap.yaml', 'utf8')) as { data: Record<string, string> }
-  t.throws(() => parseConfig(cm.data['gateway.yaml'] as string, 'gateway.yaml', { ...env, ...secret.stringData }),
-    /admin\.tokens\[0\]\.token: the token of oncall looks like a placeholder/)
+  t.throws(() => loadK8sConfig(secret.stringData),
+    /admin\.tokens\[0\]\.tokenFile: the token of oncall looks like a placeholder/)
+  // one key edited, the other forgotten: still refused, naming the forgotten one
+  t.throws(() => loadK8sConfig({ ...secret.stringData, operator: randomBytes(32).toString('hex') }),
+    /admin\.tokens\[1\]\.tokenFile: the token of grafana looks like a placeholder/)
 })

@@ -6,6 +6,8 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { join, relative, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
+import { memoryBudget } from '../../src/config/index.js'
+import { loadK8sConfig } from '../helpers/k8s-config.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const DEPLOY = join(ROOT, 'deploy')
@@ -31,7 +33,7 @@ interface PodSpec {
   containers: Container[]
   terminationGracePeriodSeconds?: number
   securityContext?: { runAsNonRoot?: boolean, runAsUser?: number }
-  volumes?: { name: string, configMap?: { name: string }, emptyDir?: object }[]
+  volumes?: { name: string, configMap?: { name: string }, secret?: { secretName: string, defaultMode?: number }, emptyDir?: object }[]
 }
 interface Deployment extends K8sObject {
   spec: { replicas: number, selector: { matchLabels: Record<string, string> }, template: { metadata: Meta, spec: PodSpec } }
@@ -55,12 +57,12 @@ interface GatewayConfig {
   state: { store: string }
 }
 interface Target { expr?: string, datasource?: unknown }
-interface Panel { id: number, type: string, title: string, datasource?: unknown, targets?: Target[], gridPos: { x: number, y: number, w: number, h: number } }
+interface Panel { id: number, type: string, title: string, repeat?: string, datasource?: unknown, targets?: Target[], gridPos: { x: number, y: number, w: number, h: number } }
 interface Dashboard {
   uid: string
   schemaVersion: number
   panels: Panel[]
-  templating: { list: { name: string, type: string, query: unknown, datasource?: unknown }[] }
+  templating: { list: { name: string, type: string, query: unknown, datasource?: unknown, multi?: boolean, includeAll?: boolean }[] }
   annotations: { list: { name: string, datasource?: unknown, expr?: string }[] }
 }
 interface ComposeService { image?: string, command?: string[], volumes?: string[], ports?: string[], environment?: Record<string, string> }
@@ -140,7 +142,7 @@ t.test('the Deployment runs 3 replicas on shared state and drains itself', async
   t.ok((gateway.server.drainDelayMs ?? 0) / 1000 + 10 <= (pod.terminationGracePeriodSeconds ?? 30), 'drain delay plus 10 s fits in the grace period')
   t.equal(container.image, 'dualtrack:0.1.0')
   t.same(container.args, ['start', '--config', '/etc/dualtrack/gateway.yaml'])
-  t.same(container.resources, { requests: { cpu: '500m', memory: '128Mi' }, limits: { memory: '256Mi' } })
+  t.same(container.resources, { requests: { cpu: '500m', memory: '256Mi' }, limits: { memory: '384Mi' } })
 })
 
 t.test('the config file the args name is the ConfigMap, mounted as a directory', async (t) => {
@@ -173,9 +175,8 @@ t.test('the Secrets hold exactly the keys the Deployment and the ServiceMonitor 
     t.ok(from, `${r.key} comes from the Secret ${r.name}, which exists`)
     t.ok(from !== undefined && keysOf(from).includes(r.key), `the Secret ${r.name} has ${r.key}`)
   }
-  t.same(refs.filter((r) => r.name === secret.metadata.name).map((r) => r.key).sort(), keysOf(secret), 'every token key is read by the Deployment')
-  t.same(keysOf(secret), ['DUALTRACK_OPERATOR_TOKEN', 'DUALTRACK_VIEWER_TOKEN'])
-  t.same(refs.map((r) => `${r.name}/${r.key}`).sort(), ['dualtrack-redis/REDIS_PASSWORD', 'dualtrack-tokens/DUALTRACK_OPERATOR_TOKEN', 'dualtrack-tokens/DUALTRACK_VIEWER_TOKEN'])
+  // the admin tokens are not in the environment (a rotation would need a restart): only the Redis password is
+  t.same(refs.map((r) => `${r.name}/${r.key}`).sort(), ['dualtrack-redis/REDIS_PASSWORD'])
   for (const e of container.env ?? []) if (e.valueFrom?.secretKeyRef) t.equal(e.name, e.valueFrom.secretKeyRef.key, `env ${e.name} reads the key of the same name`)
   // the ConfigMap's ${VAR} references are all provided
   for (const m of (configMap.data['gateway.yaml'] ?? '').matchAll(/\$\{([A-Z0-9_]+)(:-[^}]*)?\}/g)) {
@@ -184,6 +185,43 @@ t.test('the Secrets hold exactly the keys the Deployment and the ServiceMonitor 
   for (const s of k8s.filter((o): o is Secret => o.kind === 'Secret')) {
     for (const v of Object.values({ ...s.stringData })) t.match(v, /REPLACE-ME/, `${s.metadata.name}: placeholders are marked`)
   }
+})
+
+t.test('the admin tokens are files of the Secret, mounted as a folder: a rotation needs no restart', async (t) => {
+  const files = (parse(configMap.data['gateway.yaml'] ?? '') as { admin: { tokens: { name: string, token?: string, tokenFile?: string }[] } }).admin.tokens
+  t.ok(files.length >= 2, 'an operator and a viewer')
+  for (const x of files) {
+    t.equal(x.token, undefined, `${x.name}: no token in the ConfigMap`)
+    t.match(x.tokenFile, /^\//, `${x.name}: an absolute tokenFile`)
+  }
+  const dir = posix.dirname(files[0]?.tokenFile ?? '')
+  t.ok(files.every((x) => posix.dirname(x.tokenFile ?? '') === dir), `every token file is in ${dir}`)
+  const mount = container.volumeMounts?.find((m) => m.mountPath === dir)
+  t.ok(mount, `a volume is mounted at ${dir}`)
+  // a subPath mount never sees a Secret update: the rotated token would never arrive
+  t.equal(mount?.subPath, undefined, 'no subPath')
+  t.equal(mount?.readOnly, true)
+  const volume = pod.volumes?.find((v) => v.name === mount?.name)
+  t.equal(volume?.secret?.secretName, secret.metadata.name, 'the Secret dualtrack-tokens')
+  t.equal(volume?.secret?.defaultMode, 0o440, 'readable by the node user\'s group only')
+  t.same(Object.keys({ ...secret.data, ...secret.stringData }).sort(), files.map((x) => posix.basename(x.tokenFile ?? '')).sort(), 'the Secret\'s keys are exactly the token files')
+  t.notOk(container.volumeMounts?.some((m) => m.mountPath !== dir && dir.startsWith(m.mountPath + '/')), 'not inside another mount')
+})
+
+t.test('the memory limit holds the worst case of the ConfigMap\'s config with 10% to spare (README: Sizing)', async (t) => {
+  const oldSpace = Number(/--max-old-space-size=(\d+)/.exec(container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '')?.[1])
+  t.equal(oldSpace, 128, 'NODE_OPTIONS caps the heap')
+  const mib = (q: string | undefined) => {
+    const m = /^(\d+)(Mi|Gi)$/.exec(q ?? '')
+    return m === null ? NaN : Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1)
+  }
+  const limit = mib(container.resources?.limits?.memory)
+  const budget = memoryBudget(loadK8sConfig(undefined, undefined, ROOT), oldSpace)
+  t.same(budget, { heap: 176, native: 64, shadow: 24, exchanges: 64, total: 328 }, 'the figures of the README table')
+  t.ok(budget.total <= limit * 0.9, `${budget.total} MiB at worst in a ${limit} MiB limit`)
+  t.ok(mib(container.resources?.requests?.memory) <= limit, 'the request is not above the limit')
+  // the README states the same sum
+  t.match(read('README.md'), /\*\*328 MiB\*\*: 56 MiB \(15%\) of 384 MiB left/)
 })
 
 t.test('the ServiceMonitor scrapes /metrics on the Service\'s admin port', async (t) => {
@@ -284,9 +322,15 @@ t.test('the Grafana dashboard names no datasource uid and every panel queries so
   t.same(bad, [], 'no hard-coded datasource')
   t.equal(dash.schemaVersion, 39)
   const vars = new Map(dash.templating.list.map((v) => [v.name, v]))
+  t.same([...vars.keys()], ['datasource', 'namespace', 'job', 'rollout', 'route'], 'the variables, each after the ones it depends on')
   t.match(vars.get('datasource'), { type: 'datasource', query: 'prometheus' })
-  t.match(vars.get('rollout'), { type: 'query', query: { query: 'label_values(dualtrack_rollout_percent, rollout)' } })
-  t.match(vars.get('route'), { type: 'query', query: { query: /^label_values\(dualtrack_\w+, route\)$/ } })
+  // one environment at a time: namespace and job are single choices (with no namespace label, as
+  // under compose, the variable is empty and =~"" matches the series without one)
+  t.match(vars.get('namespace'), { type: 'query', multi: false, includeAll: false, query: { query: 'label_values(dualtrack_build_info, namespace)' } })
+  t.match(vars.get('job'), { type: 'query', multi: false, includeAll: false, query: { query: 'label_values(dualtrack_build_info{namespace=~"$namespace"}, job)' } })
+  // rows repeat per rollout and per route: several (or all) may be chosen
+  t.match(vars.get('rollout'), { type: 'query', multi: true, includeAll: true, query: { query: 'label_values(dualtrack_rollout_percent{namespace=~"$namespace",job=~"$job"}, rollout)' } })
+  t.match(vars.get('route'), { type: 'query', multi: true, includeAll: true, query: { query: 'label_values(dualtrack_requests_total{namespace=~"$namespace",job=~"$job"}, route)' } })
   const panels = dash.panels.filter((p) => p.type !== 'row')
   t.ok(panels.length >= 15, `${panels.length} panels`)
   t.equal(new Set(dash.panels.map((p) => p.id)).size, dash.panels.length, 'panel ids are unique')
@@ -301,15 +345,35 @@ t.test('the Grafana dashboard names no datasource uid and every panel queries so
   for (const m of ['dualtrack_rollout_percent', 'dualtrack_sample_ratio_observed', 'dualtrack_requests_total', 'dualtrack_request_duration_seconds_bucket',
     'dualtrack_upstream_errors_total', 'dualtrack_routing_decisions_total', 'dualtrack_rollback_active', 'dualtrack_shadow_total',
     'dualtrack_shadow_field_mismatches_total', 'dualtrack_state_store_up', 'dualtrack_state_version', 'dualtrack_config_reloads_total',
-    'dualtrack_segment_decisions_total',
+    'dualtrack_segment_decisions_total', 'dualtrack_affinity_total', 'dualtrack_build_info',
     'dualtrack_guard_verdict', 'dualtrack_guard_p_value', 'dualtrack_sample_ratio_p_value']) {
     t.ok(exprs.some((e) => e.includes(m)), `some panel reads ${m}`)
   }
-  t.ok(exprs.some((e) => e.includes('route="orders"') && e.includes('code=~"2.."')), 'order success rate on route orders')
-  t.ok(exprs.some((e) => e.includes('route="payments"') && e.includes('histogram_quantile')), 'payment latency on route payments')
+  const annotationExprs = dash.annotations.list.map((a) => a.expr ?? '').filter(Boolean)
+  // every series a query selects is this namespace's and this job's: staging and production are never summed
+  for (const e of [...exprs, ...annotationExprs]) {
+    for (const m of e.matchAll(/\b((?:dualtrack|process|nodejs)_\w+)(\{[^}]*\})?/g)) {
+      t.ok((m[2] ?? '').startsWith('{namespace=~"$namespace",job=~"$job"'), `${m[1]} is filtered by namespace and job in: ${e}`)
+    }
+    // no route or rollout named in the dashboard: the rows repeat over what the gateway reports
+    t.notMatch(e, /\b(route|rollout)="/, `no hard-coded route or rollout in: ${e}`)
+  }
+  // rows repeat per rollout and per route; their panels filter by the row's value
+  const rows = dash.panels.filter((p) => p.type === 'row')
+  t.ok(rows.some((r) => r.repeat === 'rollout'), 'a row repeats per rollout')
+  t.ok(rows.filter((r) => r.repeat === 'route').length >= 2, 'the legacy-vs-new and the shadow rows repeat per route')
+  let repeat: string | undefined
+  for (const p of dash.panels) {
+    if (p.type === 'row') { repeat = p.repeat; continue }
+    if (repeat === undefined) continue
+    for (const x of p.targets ?? []) t.match(x.expr ?? '', `${repeat}=~"$${repeat}"`, `${p.title}: filtered by the row's ${repeat}`)
+  }
+  t.ok(exprs.some((e) => e.includes('route=~"$route"') && e.includes('code=~"2.."')), 'the success rate of each route')
+  t.ok(exprs.some((e) => /sum by \(op, result\) \(rate\(dualtrack_affinity_total/.test(e)), 'affinity lookups and records apart')
+  t.ok(exprs.some((e) => /^max by \(namespace, job\) \(dualtrack_state_version\{[^}]*\}\) - min by \(namespace, job\) \(dualtrack_state_version\{[^}]*\}\)$/.test(e)), 'the state version spread per job')
   // only the variables the dashboard defines, and Grafana's own
-  const known = new Set(['rollout', 'route', '__rate_interval', '__interval', '__range'])
-  for (const e of [...exprs, ...dash.annotations.list.map((a) => a.expr ?? '')]) {
+  const known = new Set(['namespace', 'job', 'rollout', 'route', '__rate_interval', '__interval', '__range'])
+  for (const e of [...exprs, ...annotationExprs]) {
     for (const m of e.matchAll(/\$\{?(\w+)/g)) t.ok(known.has(m[1] ?? ''), `$${m[1]} is a known variable`)
   }
   const annotations = dash.annotations.list.map((a) => a.expr ?? '')

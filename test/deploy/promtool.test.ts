@@ -1,10 +1,13 @@
 // the Prometheus files under deploy/prometheus, checked by the real promtool:
-// config syntax, rule syntax, the alert unit tests, and that no alert lacks a runbook or a test
+// config syntax, rule syntax, the alert unit tests, and that no alert lacks a runbook or a test;
+// the runbook links share the one base alerts.yml declares, and set-runbook-base.mjs changes it
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
+import { tempDir } from '../helpers/gateway.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CONFIG = 'deploy/prometheus/prometheus.yml'
@@ -12,18 +15,11 @@ const RULES = 'deploy/prometheus/alerts.yml'
 const RULE_TESTS = 'deploy/prometheus/alerts.test.yml'
 const INSTALL_HINT = 'promtool not found: install Debian\'s prometheus package (apt-get install -y prometheus), which ships /usr/bin/promtool'
 
-// the README headings the runbook links point at ("Runbook: new error rate" -> #runbook-new-error-rate)
-const RUNBOOK_BASE = 'https://github.com/dualtrack/dualtrack/blob/main/README.md#'
-const RUNBOOK_ANCHORS = [
-  'runbook-new-error-rate',
-  'runbook-new-latency',
-  'runbook-shadow-mismatches',
-  'runbook-sample-ratio-drift',
-  'runbook-rollback-active',
-  'runbook-state-store-down',
-  'runbook-replicas-disagree',
-  'runbook-guard-breach'
-]
+// the one base of the runbook links: the `# runbook-base:` line of alerts.yml
+const RUNBOOK_BASE = /^# runbook-base: (\S+)$/m.exec(readFileSync(join(ROOT, RULES), 'utf8'))?.[1] ?? '(no runbook-base line)'
+// the README headings the links point at ("### Runbook: new error rate" -> runbook-new-error-rate)
+const RUNBOOK_ANCHORS = [...readFileSync(join(ROOT, 'README.md'), 'utf8').matchAll(/^### (Runbook: .+)$/gm)]
+  .map((m) => (m[1] ?? '').toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'))
 const ALERTS = [
   'DualtrackNewErrorRateAboveLegacy',
   'DualtrackNewLatencyAboveLegacy',
@@ -32,7 +28,12 @@ const ALERTS = [
   'DualtrackRollbackActive',
   'DualtrackStateStoreDown',
   'DualtrackReplicasDisagreeOnStateVersion',
-  'DualtrackGuardBreach'
+  'DualtrackGuardBreach',
+  'DualtrackConfigReloadRefused',
+  'DualtrackAffinityRecordErrors',
+  'DualtrackAffinityRecordsDropped',
+  'DualtrackShadowDroppedOrFailing',
+  'DualtrackTargetDown'
 ]
 
 interface Rule { alert?: string, record?: string, expr: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
@@ -96,7 +97,7 @@ t.test('every alert has a summary, a description, a severity and a runbook link'
     t.type(a.annotations?.description, 'string', `${a.alert}: description`)
     t.match(a.labels?.severity, /^(critical|warning|info)$/, `${a.alert}: severity`)
     const url = a.annotations?.runbook_url ?? ''
-    t.ok(url.startsWith(RUNBOOK_BASE), `${a.alert}: runbook_url points at the README (${url})`)
+    t.ok(url.startsWith(RUNBOOK_BASE), `${a.alert}: runbook_url starts with the runbook-base line (${url})`)
     t.ok(RUNBOOK_ANCHORS.includes(url.slice(RUNBOOK_BASE.length)), `${a.alert}: runbook anchor is one of the README's runbook headings`)
   }
   // every runbook section is linked from some alert
@@ -113,3 +114,43 @@ t.test('every alert has a unit test where it fires and one where it stays silent
   }
   for (const c of cases) t.ok(ALERTS.includes(c.alertname), `test case names a known alert (${c.alertname})`)
 })
+
+t.test('the runbook base is set in one place: every link uses it, and set-runbook-base.mjs moves them all', async (t) => {
+  t.equal(RUNBOOK_BASE, 'https://github.com/dualtrack/dualtrack/blob/main/README.md#', 'the README, until someone sets their own')
+  const links = (text: string) => [...text.matchAll(/https?:\/\/[^\s"']*(runbook-[a-z0-9-]+|dashboard-and-alerts)/g)].map((m) => m[0])
+  const files = ['prometheus/alerts.yml', 'prometheus/alerts.test.yml', 'grafana/dualtrack.json']
+  for (const f of files) {
+    const found = links(readFileSync(join(ROOT, 'deploy', f), 'utf8'))
+    t.ok(found.length > 0, `deploy/${f} has runbook links`)
+    t.same(found.filter((l) => !l.startsWith(RUNBOOK_BASE)), [], `every link in deploy/${f} starts with the base`)
+  }
+  // the tests' expected annotations are the alerts' own links
+  const expected = ruleTests.tests.flatMap((c) => c.alert_rule_test ?? []).flatMap((c) => (c.exp_alerts ?? []) as { exp_annotations?: { runbook_url?: string } }[])
+    .map((a) => a.exp_annotations?.runbook_url).filter((u): u is string => u !== undefined)
+  t.ok(expected.length >= ALERTS.length, `${expected.length} expected runbook links in the unit tests`)
+
+  // on a copy of deploy/: the script moves every link, and promtool still agrees with the result
+  const copy = join(tempDir('dualtrack-runbooks-'), 'deploy')
+  mkdirSync(copy)
+  cpSync(join(ROOT, 'deploy/prometheus'), join(copy, 'prometheus'), { recursive: true })
+  cpSync(join(ROOT, 'deploy/grafana'), join(copy, 'grafana'), { recursive: true })
+  const next = 'https://wiki.example.com/ops/dualtrack/'
+  const r = spawnSync(process.execPath, [join(ROOT, 'deploy/set-runbook-base.mjs'), next, copy], { encoding: 'utf8' })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, new RegExp(`^\\d+ runbook links now start with ${next}`))
+  for (const f of files) {
+    const text = readFileSync(join(copy, f), 'utf8')
+    t.notOk(text.includes(RUNBOOK_BASE), `no old link left in ${f}`)
+    t.ok(links(text).length > 0 && links(text).every((l) => l.startsWith(next)), `every link in ${f} starts with ${next}`)
+  }
+  t.match(readFileSync(join(copy, 'prometheus/alerts.yml'), 'utf8'), `# runbook-base: ${next}\n`)
+  const rerun = promtool('test', 'rules', join(copy, 'prometheus/alerts.test.yml'))
+  if (rerun.missing) t.fail(INSTALL_HINT)
+  else t.equal(rerun.status, 0, `promtool test rules on the moved links\n${rerun.out}`)
+  const usage = spawnSync(process.execPath, [join(ROOT, 'deploy/set-runbook-base.mjs')], { encoding: 'utf8' })
+  t.equal(usage.status, 2, 'no URL: usage, exit 2')
+  const bad = spawnSync(process.execPath, [join(ROOT, 'deploy/set-runbook-base.mjs'), 'wiki page', copy], { encoding: 'utf8' })
+  t.equal(bad.status, 1)
+  t.match(bad.stderr, /not an http\(s\) URL: wiki page/)
+})
+

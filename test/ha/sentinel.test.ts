@@ -66,7 +66,7 @@ t.test('a Sentinel failover under order -> payment -> callback traffic', async (
     before.set(String(r.body.orderId), r.backend as 'legacy' | 'new')
   }
   t.ok(new Set(before.values()).size === 2, 'orders on both systems')
-  t.equal(await metric(a, /^dualtrack_affinity_total\{rollout="checkout",result="wait_timeout"\}/), 0, 'every owner was confirmed by the replica')
+  t.equal(await metric(a, /^dualtrack_affinity_total\{rollout="checkout",op="record",result="wait_timeout"\}/), 0, 'every owner was confirmed by the replica')
 
   // steady traffic: four flows of order -> payment (with the user) -> callback (order id only),
   // each through one gateway, alternating
@@ -135,7 +135,7 @@ t.test('a Sentinel failover under order -> payment -> callback traffic', async (
   t.equal(rb.body.propagated, true, 'stored on the new master')
   await waitFor(async () => (await reasonOf(a)) === 'rollback' && (await reasonOf(b)) === 'rollback', { what: 'the rollback on both gateways', timeoutMs: 1000, intervalMs: 5 })
   const propagationMs = performance.now() - sent
-  const waitTimeouts = await metric(a, /^dualtrack_affinity_total\{rollout="checkout",result="wait_timeout"\}/) + await metric(b, /^dualtrack_affinity_total\{rollout="checkout",result="wait_timeout"\}/)
+  const waitTimeouts = await metric(a, /^dualtrack_affinity_total\{rollout="checkout",op="record",result="wait_timeout"\}/) + await metric(b, /^dualtrack_affinity_total\{rollout="checkout",op="record",result="wait_timeout"\}/)
   t.comment(`failover: sentinels promoted the replica ${failoverMs.toFixed(0)} ms after SIGKILL; both gateways on it after ${reconnectMs.toFixed(0)} ms; ` +
     `rollback on both gateways ${propagationMs.toFixed(1)} ms after it was sent; ${flows.done} flows, 0 failed; ` +
     `${waitTimeouts} owner writes unconfirmed by a replica (the new master has none)`)
