@@ -1,42 +1,54 @@
 // a request that waited for a free backend connection past its deadline was answered 504: it must
-// never be sent afterwards (a payment charged after its client was told it failed)
+// never be sent afterwards (a payment charged after its client was told it failed). The one
+// connection is held by a request made on the same real undici Pool without a gateway deadline,
+// so nothing frees it before the queued POST's deadline passes
 import t from 'tap'
+import http from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { startBackend } from '../helpers/backend.js'
-import { startGatewayFromYaml } from '../helpers/gateway.js'
 import { waitFor } from '../helpers/wait.js'
+import { createUpstream, forward, type ExchangeResult } from '../../src/proxy/index.js'
 
 t.test('a POST answered 504 while queued for a connection never reaches the backend', async (t) => {
-  const legacy = await startBackend('legacy', t)
-  const fresh = await startBackend('new', t)
+  const backend = await startBackend('legacy', t)
   let release: () => void = () => undefined
   const held = new Promise<void>((resolve) => { release = resolve })
-  // the first request holds the one connection until the test lets it go
-  legacy.handler = (req, res) => {
+  backend.handler = (req, res) => {
     const answer = () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}') }
-    if (req.url === '/api/orders/slow') void held.then(answer)
+    if (req.url === '/slow') void held.then(answer)
     else answer()
   }
-  const gw = await startGatewayFromYaml(`
-backends:
-  legacy: { url: "${legacy.url}", timeoutMs: 300, connections: 1 }
-  new: { url: "${fresh.url}", connections: 1 }
-rollouts:
-  checkout: { percent: 0, cohortKey: [header:x-user-id] }
-routes:
-  - { name: orders, match: { prefix: /api/orders }, rollout: checkout }
-`, t)
-  // the slow GET takes the connection (it answers 504 too, but its request is already out)
-  const slow = request(gw.url + '/api/orders/slow', { headers: { 'x-user-id': 'u1' } })
-  await waitFor(() => legacy.seen.length > 0, { what: 'the slow GET to hold the connection' })
-  const pay = await request(gw.url + '/api/orders/pay', { method: 'POST', headers: { 'x-user-id': 'u1', 'content-type': 'application/json' }, body: '{"amount":1}' })
+  const upstream = createUpstream('legacy', { url: backend.url, timeoutMs: 300, connectTimeoutMs: 1000, keepAliveTimeoutMs: 4000, connections: 1 })
+  t.teardown(() => upstream.pool.close())
+  // a real server whose handler forwards through the gateway's own exchange, on the shared pool
+  const results: ExchangeResult[] = []
+  const front = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => forward({
+      upstream, method: req.method as string, path: req.url as string, headers: { 'content-type': 'application/json' },
+      body: Buffer.concat(chunks), res, addHeaders: {}, backend: 'legacy', captureBytes: 0, onDone: (r) => results.push(r)
+    }))
+  })
+  front.listen(0, '127.0.0.1')
+  await once(front, 'listening')
+  t.teardown(() => { front.closeAllConnections(); front.close() })
+  const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
+
+  // the slow request takes the pool's one connection, with no deadline of its own
+  const slow = upstream.pool.request({ origin: upstream.origin, path: '/slow', method: 'GET' })
+  await waitFor(() => backend.seen.length > 0, { what: 'the slow request to hold the connection' })
+  const pay = await request(url + '/pay', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":1}' })
   t.equal(pay.statusCode, 504, 'the queued POST is answered 504 at its deadline')
-  await pay.body.dump()
+  t.match(await pay.body.json(), { error: 'DUALTRACK_ERR_UPSTREAM_TIMEOUT', backend: 'legacy' })
   release()
   await (await slow).body.dump()
-  // with one connection and no pipelining, a POST still queued would be written before this GET
-  const after = await request(gw.url + '/api/orders/after', { headers: { 'x-user-id': 'u1' } })
+  // one connection, no pipelining: a POST still queued would be written before this GET
+  const after = await request(url + '/after')
   t.equal(after.statusCode, 200)
   await after.body.dump()
-  t.same(legacy.seen.map((s) => `${s.method} ${s.url}`), ['GET /api/orders/slow', 'GET /api/orders/after'], 'the POST never left the gateway')
+  t.same(backend.seen.map((s) => `${s.method} ${s.url}`), ['GET /slow', 'GET /after'], 'the POST never left the gateway')
+  t.equal(results[0]?.status, 504)
 })
