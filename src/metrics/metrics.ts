@@ -198,6 +198,9 @@ export interface Metrics {
     total: Counter<'route' | 'result'>
     fields: Counter<'route' | 'field'>
     duration: Histogram<'route' | 'backend'>
+    /** prepared series for the copy path (plain numbers, flushed at scrape time); `zero`: the series starts at 0 */
+    tally (metric: 'total' | 'fields', route: string, label: string, zero?: boolean): Tally
+    timing (route: string, backend: BackendName): Timing
   }
   readonly autoRollbacks: Counter<'rollout'>
   /** the guard's current verdict (1 on its series, 0 on the others) and adjusted p-values per check */
@@ -223,6 +226,11 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const timings: Timing[] = []
   const timingEntries = new Map<string, HistogramEntry>()
   const flush = (ts: Tally[]) => { for (const t of ts) t.flush() }
+  const flushTimings = (h: Histogram<string>, ts: Timing[], entries: Map<string, HistogramEntry>) => {
+    // a reset() drops prom-client's series: find them again
+    if (entries.size > 0 && Object.keys((h as HistogramInternals).hashMap).length === 0) entries.clear()
+    for (const t of ts) t.flushInto(h, entries, `${t.labels.route as string}\0${t.labels.backend as string}`)
+  }
   const requests = new Counter({ name: 'dualtrack_requests_total', help: 'Proxied requests by route, backend, method and status code', labelNames: ['route', 'backend', 'method', 'code'], registers: [registry], collect () { flush(requestTallies) } })
   new Histogram({
     name: 'dualtrack_request_duration_seconds',
@@ -230,11 +238,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     labelNames: ['route', 'backend'],
     buckets: LATENCY_BUCKETS,
     registers: [registry],
-    collect () {
-      // a reset() drops prom-client's series: find them again
-      if (timingEntries.size > 0 && Object.keys((this as HistogramInternals).hashMap).length === 0) timingEntries.clear()
-      for (const t of timings) t.flushInto(this, timingEntries, `${t.labels.route as string}\0${t.labels.backend as string}`)
-    }
+    collect () { flushTimings(this, timings, timingEntries) }
   })
   const upstreamErrors = new Counter({ name: 'dualtrack_upstream_errors_total', help: 'Backend failures by kind', labelNames: ['route', 'backend', 'kind'], registers: [registry], collect () { flush(errorTallies) } })
   const decisions = new Counter({ name: 'dualtrack_routing_decisions_total', help: 'Routing decisions by rollout, backend and reason', labelNames: ['rollout', 'backend', 'reason'], registers: [registry], collect () { flush(decisionTallies) } })
@@ -255,9 +259,20 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     collect () { if (probe !== undefined) this.labels(probe.kind).set(probe.up() ? 1 : 0) }
   })
   const reloads = new Counter({ name: 'dualtrack_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers: [registry] })
-  const shadowTotal = new Counter({ name: 'dualtrack_shadow_total', help: 'Shadow copies by result', labelNames: ['route', 'result'], registers: [registry] })
-  const shadowFields = new Counter({ name: 'dualtrack_shadow_field_mismatches_total', help: 'Mismatching fields of shadow comparisons (templated paths)', labelNames: ['route', 'field'], registers: [registry] })
-  const shadowDuration = new Histogram({ name: 'dualtrack_shadow_duration_seconds', help: 'Latency of shadow copies by the backend that served them', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const shadowTotalTallies: Tally[] = []
+  const shadowFieldTallies: Tally[] = []
+  const shadowTimings: Timing[] = []
+  const shadowTimingEntries = new Map<string, HistogramEntry>()
+  const shadowTotal = new Counter({ name: 'dualtrack_shadow_total', help: 'Shadow copies by result', labelNames: ['route', 'result'], registers: [registry], collect () { flush(shadowTotalTallies) } })
+  const shadowFields = new Counter({ name: 'dualtrack_shadow_field_mismatches_total', help: 'Mismatching fields of shadow comparisons (templated paths)', labelNames: ['route', 'field'], registers: [registry], collect () { flush(shadowFieldTallies) } })
+  const shadowDuration = new Histogram({
+    name: 'dualtrack_shadow_duration_seconds',
+    help: 'Latency of shadow copies by the backend that served them',
+    labelNames: ['route', 'backend'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+    collect () { flushTimings(this, shadowTimings, shadowTimingEntries) }
+  })
   const autoRollbacks = new Counter({ name: 'dualtrack_auto_rollbacks_total', help: 'Rollbacks made by the guard', labelNames: ['rollout'], registers: [registry] })
   const guardVerdict = new Gauge({ name: 'dualtrack_guard_verdict', help: 'The guard\'s verdict per rollout: 1 on the current one (healthy, breach, inconclusive)', labelNames: ['rollout', 'verdict'], registers: [registry], aggregator: 'max' })
   const guardP = new Gauge({ name: 'dualtrack_guard_p_value', help: 'Always-valid p-value of each guard check, adjusted: a breach is a value at or below 1 - confidence', labelNames: ['rollout', 'check'], registers: [registry], aggregator: 'min' })
@@ -417,7 +432,19 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     },
     storeUp (kind, up) { probe = { kind, up } },
     reload (ok) { reloads.labels(ok ? 'success' : 'failure').inc() },
-    shadow: { total: shadowTotal, fields: shadowFields, duration: shadowDuration },
+    shadow: {
+      total: shadowTotal,
+      fields: shadowFields,
+      duration: shadowDuration,
+      tally (metric, route, label, zero) {
+        return metric === 'total' ? tally(shadowTotalTallies, shadowTotal.labels(route, label), zero) : tally(shadowFieldTallies, shadowFields.labels(route, label), zero)
+      },
+      timing (route, backend) {
+        const t = new Timing(LATENCY_BUCKETS, { route, backend })
+        shadowTimings.push(t)
+        return t
+      }
+    },
     autoRollbacks,
     guard (rollout, verdict, pValues) {
       for (const v of ['healthy', 'breach', 'inconclusive'] as const) guardVerdict.labels(rollout, v).set(v === verdict ? 1 : 0)
