@@ -15,6 +15,7 @@ export const CANDIDATES = [
   dualtrackCandidate('dualtrack-redis'),
   dualtrackCandidate('dualtrack-affinity'),
   dualtrackCandidate('dualtrack-no-metrics'),
+  dualtrackCandidate('dualtrack-heap-default'),
   dualtrackCandidate('dualtrack-redis-affinity'),
   dualtrackCandidate('dualtrack-2workers')
 ]
