@@ -54,6 +54,12 @@ export const MODES = {
   // the same config served by another build of dualtrack (BENCH_BASELINE_CLI=/path/to/bin/dualtrack.js
   // of a built checkout of an earlier commit): a refactor's cost, measured in the same run
   'dualtrack-baseline': { cli: () => process.env.BENCH_BASELINE_CLI, apply: () => {} },
+  // dualtrack-shadow served by the BENCH_BASELINE_CLI build: what a change bought the shadow path
+  'dualtrack-baseline-shadow': {
+    cli: () => process.env.BENCH_BASELINE_CLI,
+    copies: (scenario) => scenario.method === 'GET',
+    apply: (c) => { c.routes[0].shadow = { percent: 100, methods: ['GET'] } }
+  },
   'dualtrack-shadow': {
     // every GET copied to the other backend and compared
     copies: (scenario) => scenario.method === 'GET',

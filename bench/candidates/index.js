@@ -12,6 +12,7 @@ export const CANDIDATES = [
   dualtrackCandidate('dualtrack'),
   dualtrackCandidate('dualtrack-baseline'),
   dualtrackCandidate('dualtrack-shadow'),
+  dualtrackCandidate('dualtrack-baseline-shadow'),
   dualtrackCandidate('dualtrack-redis'),
   dualtrackCandidate('dualtrack-affinity'),
   dualtrackCandidate('dualtrack-no-metrics'),
