@@ -12,9 +12,11 @@ export const CANDIDATES = [
   dualtrackCandidate('dualtrack'),
   dualtrackCandidate('dualtrack-baseline'),
   dualtrackCandidate('dualtrack-shadow'),
+  dualtrackCandidate('dualtrack-baseline-shadow'),
   dualtrackCandidate('dualtrack-redis'),
   dualtrackCandidate('dualtrack-affinity'),
   dualtrackCandidate('dualtrack-no-metrics'),
+  dualtrackCandidate('dualtrack-heap-default'),
   dualtrackCandidate('dualtrack-redis-affinity'),
   dualtrackCandidate('dualtrack-2workers')
 ]

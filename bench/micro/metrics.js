@@ -37,3 +37,22 @@ const t0 = process.hrtime.bigint()
 for (let k = 0; k < 200; k++) await registry.metrics()
 const series = (await registry.getMetricsAsJSON()).reduce((n, m) => n + m.values.length, 0)
 console.log(`registry.metrics() with ${series} series (histogram buckets included): ${(Number(process.hrtime.bigint() - t0) / 200 / 1000).toFixed(1)} µs per scrape`)
+
+// what the gateway's request path records per request (dist/): metrics.request + metrics.decision,
+// on prepared tallies (plain numbers; prom-client hears them at scrape time)
+const { importDist } = await import('./dist.js')
+const { createMetrics } = await importDist('metrics/index.js', ['createMetrics'])
+const gm = createMetrics({ defaultMetrics: false })
+const route = gm.route('api')
+const rollout = gm.rollout('checkout')
+const N = 2_000_000
+for (let round = 0; round < 3; round++) {
+  const c0 = process.cpuUsage()
+  for (let k = 0; k < N; k++) {
+    const b = (k & 1) === 0 ? 'legacy' : 'new'
+    gm.request(route, b, 'GET', 200, (k & 1023) / 100000, undefined)
+    gm.decision(rollout, b, 'percent')
+  }
+  const c = process.cpuUsage(c0)
+  console.log(`dualtrack metrics.request() + metrics.decision() per request: ${((c.user + c.system) / N * 1000).toFixed(0)} ns CPU`)
+}

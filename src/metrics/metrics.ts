@@ -1,6 +1,7 @@
 // Prometheus metrics (DESIGN.md §5) with prom-client. Labels come from config names and fixed sets
-// only, never from a user, an order or a raw path. The request path touches prepared label
-// children found through small Maps, so recording allocates nothing (bench/micro/metrics.js)
+// only, never from a user, an order or a raw path. The request path adds to plain numbers held by
+// prepared tallies found through small Maps (no label hashing, no allocation: bench/micro/metrics.js);
+// prom-client hears the totals at scrape time, from each metric's collect()
 import { readFileSync } from 'node:fs'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { KNOWN_METHODS, type BackendName } from '../config/index.js'
@@ -39,13 +40,78 @@ export interface AffinityCounter {
 export const SAMPLE_WINDOW_S = 60
 
 type CounterChild = ReturnType<Counter<string>['labels']>
-type HistogramChild = ReturnType<Histogram<string>['labels']>
+
+/** a counter child counted in a plain number; flush() hands the increase to prom-client (scrape time) */
+export class Tally {
+  n = 0
+  readonly #child: CounterChild
+  constructor (child: CounterChild) { this.#child = child }
+  inc (): void { this.n++ }
+  flush (): void {
+    // prom-client re-hashes the labels on every child call: once per scrape here, not per request
+    if (this.n > 0) { const n = this.n; this.n = 0; this.#child.inc(n) }
+  }
+}
+
+// the parts of prom-client 15's Histogram a scrape-time flush writes into (its per-series record)
+interface HistogramEntry { labels: Record<string, string>, bucketValues: Record<string, number>, sum: number, count: number }
+type HistogramInternals = Histogram<string> & { hashMap: Record<string, HistogramEntry>, upperBounds: readonly number[] }
+
+/** a histogram child kept as plain bucket counts; flushInto() adds them to prom-client's series */
+export class Timing {
+  readonly labels: Record<string, string>
+  readonly #bounds: readonly number[]
+  readonly #counts: Float64Array
+  sum = 0
+  count = 0
+  constructor (bounds: readonly number[], labels: Record<string, string>) {
+    this.#bounds = bounds
+    this.#counts = new Float64Array(bounds.length)
+    this.labels = labels
+  }
+
+  observe (seconds: number): void {
+    const b = this.#bounds
+    // the first bound that holds it, as prom-client's findBound; past the last one only +Inf (count)
+    for (let i = 0; i < b.length; i++) {
+      if (seconds <= (b[i] as number)) { this.#counts[i] = (this.#counts[i] as number) + 1; break }
+    }
+    this.sum += seconds
+    this.count++
+  }
+
+  flushInto (h: Histogram<string>, entries: Map<string, HistogramEntry>, key: string): void {
+    if (this.count === 0) return
+    let e = entries.get(key)
+    if (e === undefined) {
+      h.zero(this.labels)
+      const hm = (h as HistogramInternals).hashMap
+      for (const v of Object.values(hm)) if (sameLabels(v.labels, this.labels)) e = v
+      if (e === undefined) throw new Error(`prom-client histogram ${key}: zero() made no series`)
+      entries.set(key, e)
+    }
+    const b = this.#bounds
+    for (let i = 0; i < b.length; i++) {
+      const c = this.#counts[i] as number
+      if (c > 0) { e.bucketValues[b[i] as number] = (e.bucketValues[b[i] as number] ?? 0) + c; this.#counts[i] = 0 }
+    }
+    e.sum += this.sum
+    e.count += this.count
+    this.sum = 0
+    this.count = 0
+  }
+}
+
+function sameLabels (a: Record<string, string>, b: Record<string, string>): boolean {
+  for (const k in b) if (a[k] !== b[k]) return false
+  return true
+}
 
 interface BackendSeries {
-  readonly duration: HistogramChild
-  readonly errors: Record<UpstreamErrorKind, CounterChild>
-  // method -> status -> child; filled on first sight, then found without allocating
-  readonly requests: Map<string, Map<number, CounterChild>>
+  readonly duration: Timing
+  readonly errors: Record<UpstreamErrorKind, Tally>
+  // method -> status -> tally; filled on first sight, then found without allocating
+  readonly requests: Map<string, Map<number, Tally>>
 }
 
 /** what the request path records per route, prepared once per route name */
@@ -57,10 +123,10 @@ export interface RouteSeries {
 /** per rollout: decisions by reason and backend, and the sample-ratio window */
 export interface RolloutSeries {
   readonly name: string
-  readonly decisions: Record<Reason, Record<BackendName, CounterChild>>
-  readonly ratio: Record<BackendName, CounterChild>
-  // segment name -> children by backend; filled on first sight (names come from the config)
-  readonly segments: Map<string, Record<BackendName, CounterChild>>
+  readonly decisions: Record<Reason, Record<BackendName, Tally>>
+  readonly ratio: Record<BackendName, Tally>
+  // segment name -> tallies by backend; filled on first sight (names come from the config)
+  readonly segments: Map<string, Record<BackendName, Tally>>
   // per second slot: requests decided by percent or unkeyed, and how many went to new
   readonly slotsTotal: Uint32Array
   readonly slotsNew: Uint32Array
@@ -132,6 +198,9 @@ export interface Metrics {
     total: Counter<'route' | 'result'>
     fields: Counter<'route' | 'field'>
     duration: Histogram<'route' | 'backend'>
+    /** prepared series for the copy path (plain numbers, flushed at scrape time); `zero`: the series starts at 0 */
+    tally (metric: 'total' | 'fields', route: string, label: string, zero?: boolean): Tally
+    timing (route: string, backend: BackendName): Timing
   }
   readonly autoRollbacks: Counter<'rollout'>
   /** the guard's current verdict (1 on its series, 0 on the others) and adjusted p-values per check */
@@ -148,10 +217,31 @@ export interface Metrics {
 export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry()
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
-  const requests = new Counter({ name: 'dualtrack_requests_total', help: 'Proxied requests by route, backend, method and status code', labelNames: ['route', 'backend', 'method', 'code'], registers: [registry] })
-  const duration = new Histogram({ name: 'dualtrack_request_duration_seconds', help: 'Time from routing to the last byte of the answer', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
-  const upstreamErrors = new Counter({ name: 'dualtrack_upstream_errors_total', help: 'Backend failures by kind', labelNames: ['route', 'backend', 'kind'], registers: [registry] })
-  const decisions = new Counter({ name: 'dualtrack_routing_decisions_total', help: 'Routing decisions by rollout, backend and reason', labelNames: ['rollout', 'backend', 'reason'], registers: [registry] })
+  // the request path's tallies, by the metric they flush into when it is read (scrape, stats sampler)
+  const requestTallies: Tally[] = []
+  const errorTallies: Tally[] = []
+  const decisionTallies: Tally[] = []
+  const ratioTallies: Tally[] = []
+  const segmentTallies: Tally[] = []
+  const timings: Timing[] = []
+  const timingEntries = new Map<string, HistogramEntry>()
+  const flush = (ts: Tally[]) => { for (const t of ts) t.flush() }
+  const flushTimings = (h: Histogram<string>, ts: Timing[], entries: Map<string, HistogramEntry>) => {
+    // a reset() drops prom-client's series: find them again
+    if (entries.size > 0 && Object.keys((h as HistogramInternals).hashMap).length === 0) entries.clear()
+    for (const t of ts) t.flushInto(h, entries, `${t.labels.route as string}\0${t.labels.backend as string}`)
+  }
+  const requests = new Counter({ name: 'dualtrack_requests_total', help: 'Proxied requests by route, backend, method and status code', labelNames: ['route', 'backend', 'method', 'code'], registers: [registry], collect () { flush(requestTallies) } })
+  new Histogram({
+    name: 'dualtrack_request_duration_seconds',
+    help: 'Time from routing to the last byte of the answer',
+    labelNames: ['route', 'backend'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+    collect () { flushTimings(this, timings, timingEntries) }
+  })
+  const upstreamErrors = new Counter({ name: 'dualtrack_upstream_errors_total', help: 'Backend failures by kind', labelNames: ['route', 'backend', 'kind'], registers: [registry], collect () { flush(errorTallies) } })
+  const decisions = new Counter({ name: 'dualtrack_routing_decisions_total', help: 'Routing decisions by rollout, backend and reason', labelNames: ['rollout', 'backend', 'reason'], registers: [registry], collect () { flush(decisionTallies) } })
   // with server.workers the primary aggregates the workers' registries: gauges say how (not a sum)
   const percent = new Gauge({ name: 'dualtrack_rollout_percent', help: 'Target share of keyed users on new, in percent', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
   const rollback = new Gauge({ name: 'dualtrack_rollback_active', help: '1 while the rollout is rolled back', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
@@ -169,9 +259,20 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     collect () { if (probe !== undefined) this.labels(probe.kind).set(probe.up() ? 1 : 0) }
   })
   const reloads = new Counter({ name: 'dualtrack_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers: [registry] })
-  const shadowTotal = new Counter({ name: 'dualtrack_shadow_total', help: 'Shadow copies by result', labelNames: ['route', 'result'], registers: [registry] })
-  const shadowFields = new Counter({ name: 'dualtrack_shadow_field_mismatches_total', help: 'Mismatching fields of shadow comparisons (templated paths)', labelNames: ['route', 'field'], registers: [registry] })
-  const shadowDuration = new Histogram({ name: 'dualtrack_shadow_duration_seconds', help: 'Latency of shadow copies by the backend that served them', labelNames: ['route', 'backend'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const shadowTotalTallies: Tally[] = []
+  const shadowFieldTallies: Tally[] = []
+  const shadowTimings: Timing[] = []
+  const shadowTimingEntries = new Map<string, HistogramEntry>()
+  const shadowTotal = new Counter({ name: 'dualtrack_shadow_total', help: 'Shadow copies by result', labelNames: ['route', 'result'], registers: [registry], collect () { flush(shadowTotalTallies) } })
+  const shadowFields = new Counter({ name: 'dualtrack_shadow_field_mismatches_total', help: 'Mismatching fields of shadow comparisons (templated paths)', labelNames: ['route', 'field'], registers: [registry], collect () { flush(shadowFieldTallies) } })
+  const shadowDuration = new Histogram({
+    name: 'dualtrack_shadow_duration_seconds',
+    help: 'Latency of shadow copies by the backend that served them',
+    labelNames: ['route', 'backend'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+    collect () { flushTimings(this, shadowTimings, shadowTimingEntries) }
+  })
   const autoRollbacks = new Counter({ name: 'dualtrack_auto_rollbacks_total', help: 'Rollbacks made by the guard', labelNames: ['rollout'], registers: [registry] })
   const guardVerdict = new Gauge({ name: 'dualtrack_guard_verdict', help: 'The guard\'s verdict per rollout: 1 on the current one (healthy, breach, inconclusive)', labelNames: ['rollout', 'verdict'], registers: [registry], aggregator: 'max' })
   const guardP = new Gauge({ name: 'dualtrack_guard_p_value', help: 'Always-valid p-value of each guard check, adjusted: a breach is a value at or below 1 - confidence', labelNames: ['rollout', 'check'], registers: [registry], aggregator: 'min' })
@@ -180,15 +281,20 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const affinityPending = new Gauge({ name: 'dualtrack_affinity_pending', help: 'Owner records the store refused, waiting to be written when it answers again', registers: [registry], aggregator: 'sum' })
   const affinityDropped = new Counter({ name: 'dualtrack_affinity_dropped_total', help: 'Owner records dropped because the write-behind queue was full', registers: [registry] })
   const rollbackOwned = new Counter({ name: 'dualtrack_rollback_owned_total', help: 'Requests during a rollback that named an order with a known owner, by that owner (hard: those owned by new reached legacy)', labelNames: ['rollout', 'backend'], registers: [registry] })
-  const ratio = new Counter({ name: 'dualtrack_sample_ratio_total', help: 'Requests decided by percent or unkeyed, by backend (the sample-ratio check)', labelNames: ['rollout', 'backend'], registers: [registry] })
-  const segmentDecisions = new Counter({ name: 'dualtrack_segment_decisions_total', help: 'Requests decided by a segment, by rollout, segment and backend', labelNames: ['rollout', 'segment', 'backend'], registers: [registry] })
+  const ratio = new Counter({ name: 'dualtrack_sample_ratio_total', help: 'Requests decided by percent or unkeyed, by backend (the sample-ratio check)', labelNames: ['rollout', 'backend'], registers: [registry], collect () { flush(ratioTallies) } })
+  const segmentDecisions = new Counter({ name: 'dualtrack_segment_decisions_total', help: 'Requests decided by a segment, by rollout, segment and backend', labelNames: ['rollout', 'segment', 'backend'], registers: [registry], collect () { flush(segmentTallies) } })
+  const tally = (list: Tally[], child: CounterChild, zero = false) => {
+    // zero: the series exists at 0 from the start (increase() sees the first event)
+    if (zero) child.inc(0)
+    const t = new Tally(child)
+    list.push(t)
+    return t
+  }
   const rollouts = new Map<string, RolloutSeries>()
   const segmentOf = (r: RolloutSeries, name: string) => {
     let s = r.segments.get(name)
     if (s === undefined) {
-      s = { legacy: segmentDecisions.labels(r.name, name, 'legacy'), new: segmentDecisions.labels(r.name, name, 'new') }
-      s.legacy.inc(0)
-      s.new.inc(0)
+      s = { legacy: tally(segmentTallies, segmentDecisions.labels(r.name, name, 'legacy'), true), new: tally(segmentTallies, segmentDecisions.labels(r.name, name, 'new'), true) }
       r.segments.set(name, s)
     }
     return s
@@ -248,9 +354,11 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       let r = routes.get(name)
       if (r === undefined) {
         const seriesOf = (b: BackendName): BackendSeries => {
-          const errors = {} as Record<UpstreamErrorKind, CounterChild>
-          for (const k of ERROR_KINDS) { errors[k] = upstreamErrors.labels(name, b, k); errors[k].inc(0) }
-          return { duration: duration.labels(name, b), errors, requests: new Map() }
+          const errors = {} as Record<UpstreamErrorKind, Tally>
+          for (const k of ERROR_KINDS) errors[k] = tally(errorTallies, upstreamErrors.labels(name, b, k), true)
+          const timing = new Timing(LATENCY_BUCKETS, { route: name, backend: b })
+          timings.push(timing)
+          return { duration: timing, errors, requests: new Map() }
         }
         r = { name, backends: { legacy: seriesOf('legacy'), new: seriesOf('new') } }
         routes.set(name, r)
@@ -260,12 +368,12 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     rollout (name) {
       let r = rollouts.get(name)
       if (r === undefined) {
-        const d = {} as Record<Reason, Record<BackendName, CounterChild>>
-        for (const reason of REASONS) d[reason] = { legacy: decisions.labels(name, 'legacy', reason), new: decisions.labels(name, 'new', reason) }
+        const d = {} as Record<Reason, Record<BackendName, Tally>>
+        for (const reason of REASONS) d[reason] = { legacy: tally(decisionTallies, decisions.labels(name, 'legacy', reason)), new: tally(decisionTallies, decisions.labels(name, 'new', reason)) }
         r = {
           name,
           decisions: d,
-          ratio: { legacy: ratio.labels(name, 'legacy'), new: ratio.labels(name, 'new') },
+          ratio: { legacy: tally(ratioTallies, ratio.labels(name, 'legacy')), new: tally(ratioTallies, ratio.labels(name, 'new')) },
           segments: new Map(),
           ...ratioWindow(),
           share: 0,
@@ -283,7 +391,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       let byCode = b.requests.get(methodLabel)
       if (byCode === undefined) { byCode = new Map(); b.requests.set(methodLabel, byCode) }
       let c = byCode.get(status)
-      if (c === undefined) { c = requests.labels(route.name, backend, methodLabel, String(status)); byCode.set(status, c) }
+      if (c === undefined) { c = tally(requestTallies, requests.labels(route.name, backend, methodLabel, String(status))); byCode.set(status, c) }
       c.inc()
       b.duration.observe(seconds)
       if (error !== undefined) b.errors[error].inc()
@@ -324,7 +432,19 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     },
     storeUp (kind, up) { probe = { kind, up } },
     reload (ok) { reloads.labels(ok ? 'success' : 'failure').inc() },
-    shadow: { total: shadowTotal, fields: shadowFields, duration: shadowDuration },
+    shadow: {
+      total: shadowTotal,
+      fields: shadowFields,
+      duration: shadowDuration,
+      tally (metric, route, label, zero) {
+        return metric === 'total' ? tally(shadowTotalTallies, shadowTotal.labels(route, label), zero) : tally(shadowFieldTallies, shadowFields.labels(route, label), zero)
+      },
+      timing (route, backend) {
+        const t = new Timing(LATENCY_BUCKETS, { route, backend })
+        shadowTimings.push(t)
+        return t
+      }
+    },
     autoRollbacks,
     guard (rollout, verdict, pValues) {
       for (const v of ['healthy', 'breach', 'inconclusive'] as const) guardVerdict.labels(rollout, v).set(v === verdict ? 1 : 0)

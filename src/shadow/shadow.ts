@@ -56,8 +56,7 @@ interface RouteShadow {
   noise: NoiseTracker
   counts: { match: number, mismatch: number, error: number, dropped: number, noise: number }
   fieldCounts: Map<string, number>
-  // prepared once per route: prom-client's labels() builds an object and hashes the labels per call
-  // the prom-client children of this route, prepared once
+  // prepared once per route: plain-number tallies, handed to prom-client at scrape time
   series: { total: Record<Result, { inc (): void }>, duration: Record<BackendName, { observe (v: number): void }>, fields: Map<string, { inc (): void }> }
   budget: { second: number, left: number }
 }
@@ -135,15 +134,11 @@ export class Shadower {
 
   #prepare (route: string): RouteShadow['series'] {
     const total = {} as Record<Result, { inc (): void }>
-    for (const result of RESULTS) {
-      const child = this.#metrics.shadow.total.labels(route, result)
-      // start at 0, so increase() sees the first event
-      child.inc(0)
-      total[result] = child
-    }
+    // start at 0, so increase() sees the first event
+    for (const result of RESULTS) total[result] = this.#metrics.shadow.tally('total', route, result, true)
     return {
       total,
-      duration: { legacy: this.#metrics.shadow.duration.labels(route, 'legacy'), new: this.#metrics.shadow.duration.labels(route, 'new') },
+      duration: { legacy: this.#metrics.shadow.timing(route, 'legacy'), new: this.#metrics.shadow.timing(route, 'new') },
       fields: new Map()
     }
   }
@@ -233,7 +228,7 @@ export class Shadower {
       const label = known || rs.fieldCounts.size < MAX_FIELD_LABELS ? f : '(other)'
       rs.fieldCounts.set(label, (rs.fieldCounts.get(label) ?? 0) + 1)
       let child = rs.series.fields.get(label)
-      if (child === undefined) { child = this.#metrics.shadow.fields.labels(route, label); rs.series.fields.set(label, child) }
+      if (child === undefined) { child = this.#metrics.shadow.tally('fields', route, label); rs.series.fields.set(label, child) }
       child.inc()
     }
     const second = Math.floor(Date.now() / 1000)
