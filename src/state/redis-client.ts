@@ -89,8 +89,12 @@ export function createRedisClient (c: RedisConnection, extra: { autoPipeline?: b
       role: 'master',
       ...(c.sentinelPassword !== undefined ? { sentinelPassword: c.sentinelPassword } : {}),
       ...(tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
-      // +switch-master on a sentinel moves the client at once, even when the old master still answers
-      failoverDetector: true,
+      // ioredis' failoverDetector (subscribing to +switch-master) left the affinity connection of a
+      // replica on no master after a SIGKILLed master's failover (test/ha/sentinel.test.ts: every
+      // lookup fell through), so the clients follow failovers by asking the sentinels when their
+      // connection drops, and a master demoted while still answering (a manual failover) is left on
+      // its first READONLY reply
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
       sentinelRetryStrategy: (times) => Math.min(times * step, max)
     })
   }
