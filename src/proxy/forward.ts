@@ -56,7 +56,7 @@ export interface ExchangeOptions {
 
 // one exchange is one object with methods (no closures per request); it is the undici handler
 export class Exchange implements Dispatcher.DispatchHandler {
-  readonly #o: ExchangeOptions
+  readonly #opts: ExchangeOptions
   #controller: Dispatcher.DispatchController | null = null
   #timer: NodeJS.Timeout | null = null
   #attempts = 0
@@ -71,14 +71,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #feed: BodyFeed | null = null
 
   constructor (o: ExchangeOptions) {
-    this.#o = o
+    this.#opts = o
     this.onClientClose = this.onClientClose.bind(this)
     this.onDeadline = this.onDeadline.bind(this)
     this.onDrain = this.onDrain.bind(this)
   }
 
   start (): void {
-    const o = this.#o
+    const o = this.#opts
     o.res.once('close', this.onClientClose)
     this.#timer = setTimeout(this.onDeadline, o.upstream.timeoutMs)
     // a body stream's errors (the client went away, over bodyLimit) are read through the feed
@@ -87,7 +87,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #dispatch (): void {
-    const o = this.#o
+    const o = this.#opts
     this.#attempts++
     let body: Buffer | BodyFeed | null = null
     if (o.body !== null) {
@@ -121,17 +121,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#aborted) controller.abort(new DUALTRACK_ERR_CLIENT_ABORT())
     // the deadline answered 504 while the request waited for a connection: it must never leave now
     // (a payment sent after its client was told it failed is the worst kind of duplicate)
-    else if (this.#done) controller.abort(new DUALTRACK_ERR_DEADLINE(this.#o.upstream.timeoutMs))
+    else if (this.#done) controller.abort(new DUALTRACK_ERR_DEADLINE(this.#opts.upstream.timeoutMs))
   }
 
   onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return // 1xx informational: wait for the final answer
     this.#status = statusCode
     this.#upstreamHeaders = headers
-    if (this.#o.captureBytes > 0 || this.#o.beforeHead !== undefined) {
+    if (this.#opts.captureBytes > 0 || this.#opts.beforeHead !== undefined) {
       // hold the answer until it is complete (bounded), so the caller can read it before the client does
       this.#chunks = []
-      this.#holding = this.#o.beforeHead !== undefined
+      this.#holding = this.#opts.beforeHead !== undefined
       if (!this.#holding) this.#writeHead()
       return
     }
@@ -139,7 +139,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #writeHead (): void {
-    const o = this.#o
+    const o = this.#opts
     const h = clientResponseHeaders(this.#upstreamHeaders ?? {})
     for (const k in o.addHeaders) h[k] = o.addHeaders[k]
     o.res.writeHead(this.#status, h)
@@ -148,14 +148,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#chunks !== null) {
-      if (this.#captured + chunk.length <= this.#o.captureBytes) this.#chunks.push(chunk)
+      if (this.#captured + chunk.length <= this.#opts.captureBytes) this.#chunks.push(chunk)
       this.#captured += chunk.length
       if (this.#holding) {
         // past the capture cap the answer is not held any longer: it streams and is not learned from
-        if (this.#captured > this.#o.captureBytes) {
+        if (this.#captured > this.#opts.captureBytes) {
           this.#holding = false
           this.#writeHead()
-          for (const c of this.#chunks) this.#o.res.write(c)
+          for (const c of this.#chunks) this.#opts.res.write(c)
           this.#chunks = null
           this.#write(controller, chunk)
         }
@@ -166,9 +166,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #write (controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#o.res.write(chunk)) {
+    if (!this.#opts.res.write(chunk)) {
       controller.pause()
-      this.#o.res.once('drain', this.onDrain)
+      this.#opts.res.once('drain', this.onDrain)
     }
   }
 
@@ -177,16 +177,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd (): void {
-    const o = this.#o
+    const o = this.#opts
     const body = this.#chunks !== null && this.#captured <= o.captureBytes ? Buffer.concat(this.#chunks) : undefined
     if (this.#holding) {
       this.#holding = false
       const hook = o.beforeHead as NonNullable<ExchangeOptions['beforeHead']>
-      let p: void | Promise<void>
+      let held: void | Promise<void>
       try {
-        p = hook(this.#status, this.#upstreamHeaders ?? {}, body)
+        held = hook(this.#status, this.#upstreamHeaders ?? {}, body)
       } catch {
-        p = undefined
+        held = undefined
       }
       const flush = () => {
         if (this.#aborted) return
@@ -194,7 +194,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
         o.res.end(body)
         this.#finish(undefined, body)
       }
-      if (p !== undefined && typeof (p as Promise<void>).then === 'function') (p as Promise<void>).then(flush, flush)
+      if (held !== undefined && typeof (held as Promise<void>).then === 'function') (held as Promise<void>).then(flush, flush)
       else flush()
       return
     }
@@ -203,7 +203,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
-    const o = this.#o
+    const o = this.#opts
     if (this.#aborted) return this.#finish(err, undefined)
     if (!this.#headersSent && this.#status === 0) {
       // only a connection that never opened is retried, only for GET/HEAD/OPTIONS without a body
@@ -231,17 +231,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onDeadline (): void {
     this.#timer = null
     if (this.#done) return
-    const err = new DUALTRACK_ERR_DEADLINE(this.#o.upstream.timeoutMs)
+    const err = new DUALTRACK_ERR_DEADLINE(this.#opts.upstream.timeoutMs)
     if (this.#controller !== null) this.#controller.abort(err)
     else this.onResponseError(null as never, err)
   }
 
   onClientClose (): void {
-    if (this.#done || this.#o.res.writableFinished) return
+    if (this.#done || this.#opts.res.writableFinished) return
     // the client went away: cancel the upstream request so its socket is freed
     this.#aborted = true
     if (this.#controller !== null) this.#controller.abort(new DUALTRACK_ERR_CLIENT_ABORT())
-    const body = this.#o.body
+    const body = this.#opts.body
     if (body !== null && !Buffer.isBuffer(body)) body.destroy()
     this.#finish(new DUALTRACK_ERR_CLIENT_ABORT(), undefined)
   }
@@ -251,9 +251,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#done = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#feed?.detach()
-    this.#o.res.removeListener('close', this.onClientClose)
+    this.#opts.res.removeListener('close', this.onClientClose)
     const aborted = this.#aborted
-    this.#o.onDone({
+    this.#opts.onDone({
       // 499: nginx's "client closed request", so an abort is not counted as a success
       status: aborted ? 499 : this.#status,
       errorKind: err !== undefined && !aborted ? errorKind(err) : undefined,

@@ -84,13 +84,13 @@ const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, s
  * the client's fault (body over bodyLimit, a foreign absolute-form target): answered 4xx with the
  * connection closed, reported as a client error (metrics, access log), never as a backend's error
  */
-function refuse (dp: DataPlane, request: FastifyRequest, reply: FastifyReply, e: Error & { code: string, statusCode?: number },
+function refuse (plane: DataPlane, request: FastifyRequest, reply: FastifyReply, e: Error & { code: string, statusCode?: number },
   route: CompiledRoute | undefined, decision: Decision, startedAt: number): void {
   const status = e.statusCode ?? 400
   reply.code(status).header('x-dualtrack-backend', decision.backend).header('x-dualtrack-reason', decision.reason)
     .header('connection', 'close')
     .send({ error: e.code, message: e.message })
-  dp.hooks.done({
+  plane.hooks.done({
     route,
     method: request.raw.method as string,
     decision,
@@ -112,20 +112,20 @@ async function readBody (stream: Readable, limit: number): Promise<Buffer | null
   return Buffer.concat(chunks, n)
 }
 
-export function createProxyHandler (dp: DataPlane) {
+export function createProxyHandler (plane: DataPlane) {
   return async function proxyHandler (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // from here: the affinity lookup and the body read are part of the latency the client sees
     const startedAt = performance.now()
     const raw = request.raw
     const method = raw.method as string
     let url = raw.url as string
-    const router = dp.router
+    const router = plane.router
     // the absolute form (RFC 9112 §3.2.2): routed on its path and forwarded in origin form when its
     // authority is the Host the client named; a foreign authority is refused, never passed on
     if (url.charCodeAt(0) !== 47 /* / */) {
       const origin = originForm(url, raw.headers.host)
       if (origin === undefined) {
-        return refuse(dp, request, reply, new DUALTRACK_ERR_FOREIGN_TARGET(), undefined, { backend: router.defaultBackend, reason: 'default', bucket: -1 }, startedAt)
+        return refuse(plane, request, reply, new DUALTRACK_ERR_FOREIGN_TARGET(), undefined, { backend: router.defaultBackend, reason: 'default', bucket: -1 }, startedAt)
       }
       raw.url = url = origin
     }
@@ -134,31 +134,31 @@ export function createProxyHandler (dp: DataPlane) {
     const te = raw.headers['transfer-encoding']
     const cl = raw.headers['content-length']
     const hasBody = te !== undefined || (cl !== undefined && cl !== '0')
-    if (cl !== undefined && Number(cl) > dp.bodyLimit) return refuse(dp, request, reply, new DUALTRACK_ERR_BODY_TOO_LARGE(dp.bodyLimit), route, decision, startedAt)
+    if (cl !== undefined && Number(cl) > plane.bodyLimit) return refuse(plane, request, reply, new DUALTRACK_ERR_BODY_TOO_LARGE(plane.bodyLimit), route, decision, startedAt)
 
     let body: Readable | Buffer | null = hasBody ? raw : null
     let buffered: Buffer | undefined
     let plan = NO_PLAN
     if (route !== undefined) {
       const view = raw as RequestView
-      plan = dp.hooks.plan(route, method, request.id, cl === undefined ? undefined : Number(cl), te !== undefined)
+      plan = plane.hooks.plan(route, method, request.id, cl === undefined ? undefined : Number(cl), te !== undefined)
       if (hasBody && plan.bufferBody) {
         // small, bounded read, only on routes that need it (affinity lookups in bodies, shadowed writes)
-        const b = await readBody(raw, dp.bodyLimit)
-        if (b === null) return refuse(dp, request, reply, new DUALTRACK_ERR_BODY_TOO_LARGE(dp.bodyLimit), route, decision, startedAt)
+        const b = await readBody(raw, plane.bodyLimit)
+        if (b === null) return refuse(plane, request, reply, new DUALTRACK_ERR_BODY_TOO_LARGE(plane.bodyLimit), route, decision, startedAt)
         body = buffered = b
       }
-      const owner = dp.hooks.lookupOwner(route, view, buffered)
+      const owner = plane.hooks.lookupOwner(route, view, buffered)
       decideInto(decision, route.rollout, view, (owner !== undefined && typeof owner !== 'string') ? await owner : owner)
     }
-    if (body !== null && !Buffer.isBuffer(body) && te !== undefined) body = body.pipe(new BodyLimit(dp.bodyLimit))
+    if (body !== null && !Buffer.isBuffer(body) && te !== undefined) body = body.pipe(new BodyLimit(plane.bodyLimit))
 
     const backend = decision.backend
-    const upstream = dp.upstreams[backend]
+    const upstream = plane.upstreams[backend]
     reply.hijack()
-    if (dp.draining) reply.raw.shouldKeepAlive = false
-    const hooks = dp.hooks
-    const upstreamHeaders = upstreamRequestHeaders(raw.headers, raw.socket.remoteAddress, dp.trusted, 'http')
+    if (plane.draining) reply.raw.shouldKeepAlive = false
+    const hooks = plane.hooks
+    const upstreamHeaders = upstreamRequestHeaders(raw.headers, raw.socket.remoteAddress, plane.trusted, 'http')
     const p = plan // a const for the closures below
     forward({
       upstream,
