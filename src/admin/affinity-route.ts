@@ -1,6 +1,8 @@
 // GET /admin/affinity/:orderId: who owns an order. Peers ask it while their store is down
 // (state.peers), so what this replica holds in memory answers first, with no store call; then the
-// store, when it answers. {orderId, owner, learnedAt}; 404 when neither knows
+// store, when it answers. {orderId, owner, learnedAt}; 404 when neither knows, with how many owner
+// records this replica still holds for a store that was down (`pending`): a peer that hears
+// "unknown, 0 pending" from every replica can trust its store's unknown again
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DUALTRACK_ERR_UNKNOWN_ORDER, DUALTRACK_ERR_UNKNOWN_ROLLOUT } from '../errors.js'
 
@@ -12,6 +14,8 @@ export interface AffinityView {
   /** from the store; throws when it cannot answer */
   stored (rollout: string | undefined, orderId: string): Promise<OwnerAnswer | undefined>
   rollouts (): readonly string[]
+  /** owner records waiting for the store to come back */
+  readonly pending: number
 }
 
 const schema = {
@@ -39,7 +43,7 @@ export function registerAffinityRoute (admin: FastifyInstance, view: AffinityVie
     }
     if (found === undefined) {
       const e = new DUALTRACK_ERR_UNKNOWN_ORDER(orderId)
-      return reply.code(404).send({ error: e.code, message: e.message })
+      return reply.code(404).send({ error: e.code, message: e.message, pending: view.pending })
     }
     return found
   })

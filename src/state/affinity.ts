@@ -26,9 +26,13 @@ export const FLUSH_INTERVAL_MS = 200
 const FLUSH_BATCH = 500
 /**
  * for this long after the store failed (or came back), its "unknown" is not trusted: a record
- * another replica could not write during the outage may still be on its way, so peers are asked
+ * another replica could not write during the outage may still be on its way, so peers are asked.
+ * Past it, until every peer has said "unknown, nothing pending" once since the store came back
+ * (a replica that reconnects late, or flushes slowly on a loaded machine, still holds records), but
+ * never longer than UNCERTAIN_MAX_MS: a peer that never answers must not cost every miss forever
  */
 export const RECOVERY_MS = 2_000
+export const UNCERTAIN_MAX_MS = 30_000
 
 export interface CompiledAffinity {
   readonly lookup: CompiledLookup
@@ -66,6 +70,8 @@ export class Affinity {
   readonly #pending = new Map<string, Pending>()
   #flushTimer: NodeJS.Timeout | undefined
   #flushing = false
+  // when every peer last said it holds nothing the store has not seen
+  #peersClearAt = -Infinity
   // when the store last failed us; with the store's own recovery time, what makes a miss uncertain
   #storeFailedAt = -Infinity
 
@@ -264,13 +270,15 @@ export class Affinity {
 
   #uncertain (now: number): boolean {
     const since = Math.max(this.#storeFailedAt, this.#store.recoveredAt?.() ?? -Infinity)
-    return now - since < RECOVERY_MS
+    const age = now - since
+    return age < RECOVERY_MS || (age < UNCERTAIN_MAX_MS && this.#peersClearAt <= since)
   }
 
   #askPeers (rollout: string, a: CompiledAffinity, key: string, id: string): Promise<BackendName | undefined> {
     return (this.#peers as Peers).ask(rollout, id).then((answer) => {
-      if (answer === 'none' || answer === 'timeout') {
-        this.#metrics.affinity.labels(rollout, answer === 'none' ? 'peer_miss' : 'peer_timeout').inc()
+      if (answer === 'clear' || answer === 'none' || answer === 'timeout') {
+        this.#metrics.affinity.labels(rollout, answer === 'timeout' ? 'peer_timeout' : 'peer_miss').inc()
+        if (answer === 'clear') this.#peersClearAt = Date.now()
         return undefined
       }
       this.#metrics.affinity.labels(rollout, 'peer_hit').inc()

@@ -21,10 +21,16 @@ export interface PeersConfig {
 
 export interface PeerAnswer { readonly owner: BackendName, readonly learnedAt: string | null }
 
+/**
+ * the owner one peer knows; clear: every peer said unknown and holds no owner record for the store
+ * (or is not there: a refused connection); none: unknown, but some peer still holds records the store
+ * has not seen, or did not say; timeout: timeoutMs passed first
+ */
+export type PeerVerdict = BackendName | 'clear' | 'none' | 'timeout'
+
 export interface Peers {
   readonly timeoutMs: number
-  /** the owner one peer knows; none: every peer said unknown (or failed); timeout: timeoutMs passed first */
-  ask (rollout: string, orderId: string): Promise<BackendName | 'none' | 'timeout'>
+  ask (rollout: string, orderId: string): Promise<PeerVerdict>
   /** every request sent to a peer, for metrics and tests */
   readonly asked: { calls: number }
   close (): Promise<void>
@@ -79,8 +85,10 @@ export function createPeers (cfg: PeersConfig, selfPort: number, log: FastifyBas
       return new Promise((resolve) => {
         const ac = new AbortController()
         let left = 0
+        // every peer answered "unknown, nothing pending" (or is not listening)
+        let clear = true
         let done = false
-        const finish = (v: BackendName | 'none' | 'timeout') => {
+        const finish = (v: PeerVerdict) => {
           if (done) return
           done = true
           clearTimeout(timer)
@@ -93,26 +101,36 @@ export function createPeers (cfg: PeersConfig, selfPort: number, log: FastifyBas
         const one = (base: string, retry: boolean): Promise<void> => {
           asked.calls++
           return request(base + path, { dispatcher: agent, signal: ac.signal, headers }).then(async (res) => {
+            if (res.statusCode === 404) {
+              const body = await res.body.json().catch(() => ({})) as { pending?: unknown }
+              // a peer too old to say what it holds is not taken for one that holds nothing
+              if (body.pending !== 0) clear = false
+              return
+            }
             if (res.statusCode !== 200) {
-              if (res.statusCode !== 404) log.warn({ peer: base, status: res.statusCode }, 'peer lookup refused')
+              clear = false
+              log.warn({ peer: base, status: res.statusCode }, 'peer lookup refused')
               await res.body.dump()
               return
             }
             const body = await res.body.json() as { owner?: unknown }
             if (body.owner === 'new' || body.owner === 'legacy') finish(body.owner)
+            else clear = false
           }, (err: { name?: string, code?: string, message?: string }) => {
             if (err.name !== 'AbortError') log.debug({ peer: base, err: { code: err.code, message: err.message }, retry }, 'peer lookup failed')
             // a kept-alive connection to a peer that restarted fails at once: one more try on a fresh one
             if (retry && !done && err.name !== 'AbortError') return one(base, false)
+            // nobody listening holds nothing; any other failure says nothing
+            if (err.code !== 'ECONNREFUSED') clear = false
           })
         }
         targets().then((list) => {
           if (done) return
-          if (list.length === 0) return finish('none')
+          if (list.length === 0) return finish('clear')
           left = list.length
           for (const base of list) {
-            one(base, true).catch(() => { /* counted as unknown */ }).finally(() => {
-              if (--left === 0) finish('none')
+            one(base, true).catch(() => { clear = false }).finally(() => {
+              if (--left === 0) finish(clear ? 'clear' : 'none')
             })
           }
         }, () => finish('none'))

@@ -69,7 +69,7 @@ for (const kind of ['file', 'redis'] as const) {
     t.same(Object.keys(one.body).sort(), ['learnedAt', 'orderId', 'owner'], 'exactly {orderId, owner, learnedAt}')
     t.match(one.body, { orderId: id, owner, learnedAt: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/ })
     t.ok(Math.abs(Date.parse(String(one.body.learnedAt)) - Date.now()) < 10 * 60_000, 'learnedAt is when it was recorded')
-    t.same((await call(g.adminUrl, 'GET', '/admin/affinity/NO-SUCH-ORDER', VIEWER)).body, { error: 'DUALTRACK_ERR_UNKNOWN_ORDER', message: 'no known owner for order NO-SUCH-ORDER' })
+    t.same((await call(g.adminUrl, 'GET', '/admin/affinity/NO-SUCH-ORDER', VIEWER)).body, { error: 'DUALTRACK_ERR_UNKNOWN_ORDER', message: 'no known owner for order NO-SUCH-ORDER', pending: 0 })
     t.equal((await call(g.adminUrl, 'GET', '/admin/affinity/NO-SUCH-ORDER', VIEWER)).status, 404)
     t.equal((await call(g.adminUrl, 'GET', `/admin/affinity/${id}`)).status, 401, 'a token is needed')
     t.equal((await call(g.adminUrl, 'GET', '/admin/affinity?backend=both', VIEWER)).status, 400, 'backend is legacy or new')

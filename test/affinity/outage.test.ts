@@ -9,6 +9,7 @@ import { Redis } from 'ioredis'
 import { startDemoBackend } from '../../src/demo/index.js'
 import { startGatewayFromYaml, tempDir, type TestGateway } from '../helpers/gateway.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { RECOVERY_MS } from '../../src/state/affinity.js'
 import { startRelay } from '../helpers/relay.js'
 import { call, TOKENS_YAML, VIEWER } from '../helpers/admin.js'
 import { waitFor } from '../helpers/wait.js'
@@ -63,7 +64,7 @@ async function fleet (t: Test, patterns: boolean): Promise<Fleet> {
   return { a, b, redis }
 }
 
-interface Outcome { checkouts: number, during: number, notFound: { step: string, orderId: string, backend: unknown, reason: unknown }[], failed: string[], created: { id: string, system: string, during: boolean }[] }
+interface Outcome { checkouts: number, during: number, notFound: { step: string, orderId: string, backend: unknown, reason: unknown, phase?: string }[], failed: string[], created: { id: string, system: string, during: boolean }[] }
 
 /** checkouts from `workers` buyers until stop(): order and payment through one replica, the callback through the other */
 function checkouts (f: Fleet, t: Test, workers = 6) {
@@ -90,7 +91,7 @@ function checkouts (f: Fleet, t: Test, workers = 6) {
     else if (pay.status !== 200) out.failed.push(`payment ${pay.status}`)
     // the provider's callback carries only the order id, and reaches the other replica
     const notify = await post(other.url, '/api/payments/notify', `out_trade_no=${encodeURIComponent(id)}&trade_status=SUCCESS`, 'application/x-www-form-urlencoded')
-    if (notify.status === 404) out.notFound.push({ step: 'callback', orderId: id, backend: notify.backend, reason: notify.reason })
+    if (notify.status === 404) out.notFound.push({ step: 'callback', orderId: id, backend: notify.backend, reason: notify.reason, phase: `order ${during ? 'during' : 'outside'} the outage, callback ${down ? 'during' : 'outside'} it` })
     else if (notify.status !== 200) out.failed.push(`callback ${notify.status}`)
     out.checkouts++
     if (during && down) out.during++
@@ -147,6 +148,11 @@ for (const patterns of [false, true]) {
     await waitFor(() => load.out.checkouts - after >= 60, { what: '60 checkouts after Redis is back' })
     await load.stop()
 
+    // what each replica's lookups ended in: when a callback goes astray, this says whether its peer timed out, did not know, or was never asked
+    for (const [name, gw] of [['a', f.a], ['b', f.b]] as const) {
+      const text = await (await request(gw.adminUrl + '/metrics')).body.text()
+      t.comment(`replica ${name}: ` + [...text.matchAll(/dualtrack_affinity_total\{rollout="checkout",op="(lookup|record)",result="([a-z_]+)"\} (\d+)/g)].map((m) => `${m[1]}:${m[2]}=${m[3]}`).join(' '))
+    }
     t.same(load.out.notFound, [], 'no payment or callback reached a system without its order')
     t.same(load.out.failed, [], 'no request failed')
     t.ok(load.out.during >= 30, `${load.out.during} checkouts ran wholly during the outage (${load.out.checkouts} in all)`)
@@ -179,7 +185,71 @@ t.test('a replica whose store is down answers its peers from memory; 404 for wha
   t.same([mine.status, mine.body.orderId, mine.body.owner], [200, created.orderId, order.headers['x-dualtrack-backend']])
   t.match(mine.body, { learnedAt: /^\d{4}-\d\d-\d\dT/ })
   const other = await call(f.b.adminUrl, 'GET', `/admin/affinity/${created.orderId}`, VIEWER)
-  t.same(other, { status: 404, body: { error: 'DUALTRACK_ERR_UNKNOWN_ORDER', message: `no known owner for order ${created.orderId}` }, headers: other.headers })
+  t.same(other, { status: 404, body: { error: 'DUALTRACK_ERR_UNKNOWN_ORDER', message: `no known owner for order ${created.orderId}`, pending: 0 }, headers: other.headers }, 'unknown there, and nothing of its own waiting for the store')
+  const unknown = await call(f.a.adminUrl, 'GET', '/admin/affinity/never-made', VIEWER)
+  t.same([unknown.status, unknown.body.pending], [404, 1], 'a replica says how many owner records it still holds for the store')
   t.equal((await call(f.a.adminUrl, 'GET', `/admin/affinity/${created.orderId}`)).status, 401, 'a token is needed')
   t.equal((await call(f.a.adminUrl, 'GET', `/admin/affinity/${created.orderId}?rollout=nope`, VIEWER)).status, 404)
+})
+
+t.test('a replica that is back late keeps its peers asking until every record it held is in the store', async (t) => {
+  const legacy = await startDemoBackend('legacy')
+  const fresh = await startDemoBackend('new')
+  t.teardown(() => legacy.close())
+  t.teardown(() => fresh.close())
+  const redis = await startRedis(t)
+  const redisPort = Number(new URL(redis.url).port)
+  // each replica reaches Redis through its own relay, so one can be back while the other is not
+  const viaA = await startRelay(t)
+  const viaB = await startRelay(t)
+  viaA.target = redisPort
+  viaB.target = redisPort
+  const toA = await startRelay(t)
+  const toB = await startRelay(t)
+  const dir = tempDir()
+  const redisVia = (r: { url: string }) => r.url.replace('http:', 'redis:')
+  const a = await startGatewayFromYaml(yaml(legacy.url, fresh.url, redisVia(viaA), toB.url, join(dir, 'a.json'), false), t)
+  const b = await startGatewayFromYaml(yaml(legacy.url, fresh.url, redisVia(viaB), toA.url, join(dir, 'b.json'), false), t)
+  toA.target = Number(new URL(a.adminUrl).port)
+  toB.target = Number(new URL(b.adminUrl).port)
+  await waitFor(() => a.app.state.store.up() && b.app.state.store.up(), { what: 'both replicas on Redis' })
+
+  // both lose Redis; an order made on new through A waits in A's memory
+  viaA.target = undefined
+  viaB.target = undefined
+  viaA.cut()
+  viaB.cut()
+  await waitFor(() => !a.app.state.store.up() && !b.app.state.store.up(), { what: 'both replicas cut off from Redis' })
+  let orderId = ''
+  let made = 0
+  for (let i = 0; orderId === ''; i++) {
+    if (i > 200) throw new Error('no order landed on new in 200 tries at 50%')
+    const r = await request(a.url + '/api/orders', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-user-id': `late-${i}` } })
+    const body = await r.body.json() as { orderId: string }
+    made++
+    if (r.headers['x-dualtrack-backend'] === 'new') orderId = body.orderId
+  }
+  t.equal(await metric(a, /dualtrack_affinity_pending (\d+)/), made, 'the owner records wait on A')
+
+  // B is back, and stays back past its own recovery window, while A is still cut off
+  viaB.target = redisPort
+  const store = b.app.state.store as unknown as { recoveredAt (): number }
+  await waitFor(() => b.app.state.store.up() && Number.isFinite(store.recoveredAt()) && Date.now() - store.recoveredAt() > RECOVERY_MS, { what: `B back on Redis for more than ${RECOVERY_MS} ms` })
+  const notify = (id: string) => request(b.url + '/api/payments/notify', { method: 'POST', body: `out_trade_no=${id}&trade_status=SUCCESS`, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  const cb = await notify(orderId)
+  await cb.body.dump()
+  t.same([cb.statusCode, cb.headers['x-dualtrack-backend'], cb.headers['x-dualtrack-reason']], [200, 'new', 'affinity'], 'Redis does not know the order yet; A, still holding it, does: the callback reaches new')
+
+  // A is back and writes what it held; the next unknown id B meets gets "nothing pending" from A,
+  // and after that B trusts Redis's unknown without asking
+  viaA.target = redisPort
+  await waitFor(async () => await metric(a, /dualtrack_affinity_pending (\d+)/) === 0, { what: 'A wrote its queued owner record' })
+  const peerMisses = () => metric(b, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_miss"\} (\d+)/)
+  const before = await peerMisses()
+  await (await notify('never-made-1')).body.dump()
+  t.equal(await peerMisses(), before + 1, 'the first unknown id after the outage still asks the peers')
+  await (await notify('never-made-2')).body.dump()
+  await (await notify(orderId)).body.dump()
+  t.equal(await peerMisses(), before + 1, 'once every peer said it holds nothing, an unknown id is not asked about')
+  t.equal(await metric(b, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="miss"\} (\d+)/) >= 1, true, 'it is a plain miss')
 })

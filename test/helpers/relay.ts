@@ -1,5 +1,5 @@
 // a TCP relay on port 0 whose target is set later: lets two replicas name each other as peers
-// (state.peers) before either has a port, as a Service address would
+// (state.peers) before either has a port, as a Service address would; cut off, it is a partition
 import net from 'node:net'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -8,6 +8,8 @@ export interface Relay {
   readonly url: string
   /** where connections go from now on (undefined: accepted and never answered, a dead peer) */
   target: number | undefined
+  /** drop every connection it carries now (with target undefined: a network partition) */
+  cut (): void
   close (): Promise<void>
 }
 
@@ -31,6 +33,7 @@ export async function startRelay (t: { teardown(fn: () => unknown): void }): Pro
   const port = (server.address() as AddressInfo).port
   const r = Object.assign(relay, {
     url: `http://127.0.0.1:${port}`,
+    cut: () => { for (const s of sockets) s.destroy() },
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy()
       server.close(() => resolve())
