@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `npm test`'s pretest: the tap suite starts real parts (redis-server, redis-sentinel, prometheus, promtool, a headless
-# chromium for the console, script(1) for a pseudo-terminal) and never skips for want of one. On Debian as root, what is missing is
+# chromium for the console, script(1) for a pseudo-terminal, openssl for a TLS Redis's certificate) and never skips for want of one. On Debian as root, what is missing is
 # installed; otherwise this stops with the exact command to run.
 set -euo pipefail
 
 # command -> the Debian package that has it
-commands=(redis-server redis-sentinel prometheus promtool chromium script)
+commands=(redis-server redis-sentinel prometheus promtool chromium script openssl)
 package_of () {
   case "$1" in
     redis-server) echo redis-server ;;
@@ -13,6 +13,7 @@ package_of () {
     prometheus|promtool) echo prometheus ;;
     chromium) echo chromium ;;
     script) echo bsdutils ;;
+    openssl) echo openssl ;;
   esac
 }
 
@@ -46,7 +47,7 @@ fi
     echo "  sudo sh -c '$install'"
   else
     echo "  on Debian or Ubuntu: sudo sh -c '$install'"
-    echo "  elsewhere: redis-server and redis-sentinel (Redis >= 6), prometheus and promtool, chromium, script (util-linux) from your package manager"
+    echo "  elsewhere: redis-server and redis-sentinel (Redis >= 6), prometheus and promtool, chromium, script (util-linux), openssl from your package manager"
   fi
 } >&2
 exit 1

@@ -108,7 +108,17 @@ export class RedisStore implements StateStore {
     // the WAIT must be allowed to run its course before the command times out
     this.#own = this.#waitMs > 0 ? createRedisClient(c, { autoPipeline: true, commandTimeoutMs: this.#waitMs + (c.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS) }) : this.#aff
     for (const cl of this.#clients()) cl.on('error', () => { /* counted through up(); logged on state changes */ })
+    // why the store cannot be reached (a refused certificate, a wrong password, a refused
+    // connection), once per cause: every reconnect repeats the same error, and the other
+    // connections fail for the same reason
+    let cause: string | undefined
+    this.#client.on('error', (err: Error & { code?: string }) => {
+      if (this.#closed || err.message === cause) return
+      cause = err.message
+      o.log.warn({ store: 'redis', err: { message: err.message, code: err.code } }, 'state store connection failed')
+    })
     this.#client.on('ready', () => {
+      cause = undefined
       if (this.#wasDown) {
         this.#wasDown = false
         o.log.info({ store: 'redis' }, 'state store is back')

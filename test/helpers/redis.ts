@@ -13,11 +13,20 @@ export interface TestRedis {
   start (): Promise<void>
 }
 
-function launch (port: number, dir: string, persist: boolean): Promise<ChildProcess> {
+/** TLS on the port (the plain port closed), with this certificate and key; clients need not present one */
+export interface RedisTlsFiles { readonly cert: string, readonly key: string }
+
+interface LaunchOptions { readonly persist: boolean, readonly tls?: RedisTlsFiles | undefined, readonly password?: string | undefined }
+
+function launch (port: number, dir: string, o: LaunchOptions): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     // persist: an append-only file synced on every write, so a killed redis-server restarts with its data
-    const durability = persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
-    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const durability = o.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
+    const listen = o.tls === undefined
+      ? ['--port', String(port)]
+      : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', o.tls.cert, '--tls-key-file', o.tls.key, '--tls-auth-clients', 'no']
+    const auth = o.password === undefined ? [] : ['--requirepass', o.password]
+    const p = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'no', ...auth], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`redis-server did not start: ${out}`)) }, 30_000)
     p.on('error', (err) => { clearTimeout(timer); reject(new Error(`redis-server is required for this test (apt-get install redis-server): ${err.message}`)) })
@@ -30,15 +39,15 @@ function launch (port: number, dir: string, persist: boolean): Promise<ChildProc
   })
 }
 
-export async function startRedis (t: { teardown(fn: () => unknown): void }, opts: { persist?: boolean } = {}): Promise<TestRedis> {
-  const persist = opts.persist === true
+export async function startRedis (t: { teardown(fn: () => unknown): void }, opts: { persist?: boolean, tls?: RedisTlsFiles, password?: string } = {}): Promise<TestRedis> {
+  const o: LaunchOptions = { persist: opts.persist === true, tls: opts.tls, password: opts.password }
   const dir = mkdtempSync(join(tmpdir(), 'dualtrack-redis-'))
   let proc: ChildProcess | undefined
   let port = 0
   for (let i = 0; i < 20 && proc === undefined; i++) {
     port = 20_000 + Math.floor(Math.random() * 40_000)
     try {
-      proc = await launch(port, dir, persist)
+      proc = await launch(port, dir, o)
     } catch (err) {
       if ((err as { code?: string }).code !== 'EADDRINUSE') throw err
     }
@@ -53,10 +62,10 @@ export async function startRedis (t: { teardown(fn: () => unknown): void }, opts
     proc = undefined
   }
   const r: TestRedis = {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${opts.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     port,
     stop,
-    async start () { if (proc === undefined) proc = await launch(port, dir, persist) }
+    async start () { if (proc === undefined) proc = await launch(port, dir, o) }
   }
   t.teardown(stop)
   return r

@@ -27,13 +27,13 @@ t.test('package.json runs it before the tests, and .ci/run still calls npm test'
 })
 
 t.test('nothing missing: silent, exit 0', async (t) => {
-  const r = run(fakePath({ 'redis-server': 'true', 'redis-sentinel': 'true', prometheus: 'true', promtool: 'true', chromium: 'true', script: 'true', id: 'echo 1000' }))
+  const r = run(fakePath({ 'redis-server': 'true', 'redis-sentinel': 'true', prometheus: 'true', promtool: 'true', chromium: 'true', script: 'true', openssl: 'true', id: 'echo 1000' }))
   t.equal(r.status, 0)
   t.equal(r.stderr, '')
 })
 
 t.test('not root: stops with the exact command, naming what is missing', async (t) => {
-  const r = run(fakePath({ script: 'true', id: 'echo 1000', 'apt-get': 'echo "apt-get must not run" >&2; exit 3' }))
+  const r = run(fakePath({ script: 'true', openssl: 'true', id: 'echo 1000', 'apt-get': 'echo "apt-get must not run" >&2; exit 3' }))
   t.equal(r.status, 1)
   t.match(r.stderr, /npm test needs redis-server redis-sentinel prometheus promtool chromium \(/)
   t.match(r.stderr, /sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends redis-server redis-sentinel prometheus chromium'/)
@@ -43,14 +43,14 @@ t.test('not root: stops with the exact command, naming what is missing', async (
 t.test('no apt-get: says what to install elsewhere', async (t) => {
   const r = run(fakePath({ id: 'echo 1000' }))
   t.equal(r.status, 1)
-  t.match(r.stderr, /redis-server redis-sentinel prometheus promtool chromium script/)
+  t.match(r.stderr, /redis-server redis-sentinel prometheus promtool chromium script openssl/)
   t.match(r.stderr, /bsdutils/)
   t.match(r.stderr, /elsewhere: redis-server/)
 })
 
 t.test('root with apt-get: installs the missing packages, once each', async (t) => {
   const log = join(tempDir(), 'apt.log')
-  const r = run(fakePath({ script: 'true', id: 'echo 0', 'apt-get': `echo "$@" >> ${log}` }))
+  const r = run(fakePath({ script: 'true', openssl: 'true', id: 'echo 0', 'apt-get': `echo "$@" >> ${log}` }))
   t.equal(r.status, 0, r.stderr)
   t.ok(existsSync(log))
   t.same(readFileSync(log, 'utf8').trim().split('\n'), ['update -qq', 'install -y -qq --no-install-recommends redis-server redis-sentinel prometheus chromium'])
