@@ -3,6 +3,7 @@
 // again in the background, never per ask; and an owner keeps when it was recorded wherever it is
 // read from: the store (real redis-server), this replica's memory, or a peer
 import t, { type Test } from 'tap'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { Redis } from 'ioredis'
@@ -81,6 +82,21 @@ t.test('dns: the name\'s addresses are read at load and in the background, never
   t.teardown(() => often.close())
   await waitFor(() => often.asked.resolutions >= 3, { timeoutMs: 30_000, what: 'three DNS reads with no ask' })
   t.equal(often.asked.calls, 0, 'no peer was asked meanwhile')
+
+  // tokenFile: read again with the addresses, so a rotated Secret reaches the asks with no restart
+  const dir = tempDir('dualtrack-peer-token-')
+  const file = join(dir, 'viewer')
+  writeFileSync(file, 'a-token-the-peer-does-not-know-0123456789\n')
+  const rotating = createPeers({ dns: `localhost:${port}`, tokenFile: file, timeoutMs: 10_000 }, 0, log, { refreshMs: 50 })
+  t.teardown(() => rotating.close())
+  await waitFor(() => rotating.targets().length > 0, { timeoutMs: 30_000, what: 'localhost to resolve' })
+  t.equal(await rotating.ask('checkout', id), 'none', 'a token the peer refuses: nobody knows (401 is not an owner)')
+  writeFileSync(file, `${VIEWER}\n`)
+  await waitFor(async () => {
+    const got = await rotating.ask('checkout', id)
+    return typeof got === 'object' && got.owner === 'new'
+  }, { timeoutMs: 30_000, what: 'the new token to be read and accepted' })
+  t.pass('the rotated token is used')
 
   // a name that does not resolve: no peers, an ask ends at once with none (not the timeout)
   const nowhere = createPeers({ dns: 'no-such-peer.invalid:9090', timeoutMs: 600_000 }, 0, log, { refreshMs: 600_000 })
