@@ -98,10 +98,10 @@ t.test('dns: the name\'s addresses are read at load and in the background, never
   }, { timeoutMs: 30_000, what: 'the new token to be read and accepted' })
   t.pass('the rotated token is used')
 
-  // a name that does not resolve: no peers, an ask ends at once with none (not the timeout)
+  // a name that does not resolve: no peers, an ask ends at once (clear: nobody holds anything), not at the timeout
   const nowhere = createPeers({ dns: 'no-such-peer.invalid:9090', timeoutMs: 600_000 }, 0, log, { refreshMs: 600_000 })
   t.teardown(() => nowhere.close())
-  t.equal(await nowhere.ask('checkout', id), 'none')
+  t.equal(await nowhere.ask('checkout', id), 'clear')
   t.same(nowhere.targets(), [])
 })
 
