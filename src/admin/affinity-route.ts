@@ -34,8 +34,8 @@ export function registerAffinityRoute (admin: FastifyInstance, view: AffinityVie
       return reply.code(404).send({ error: e.code, message: e.message })
     }
     let found = view.known(rollout, orderId)
-    // memory answers at once; an owner this replica only looked up has no learnedAt there, and the
-    // ledger's reader wants it: the store has it when it answers
+    // memory answers at once, with the time it was recorded (kept from the store or a peer); an owner
+    // without one (a value older than the ledger) is read from the store, which may know better
     if (found === undefined || found.learnedAt === null) {
       try {
         found = (await view.stored(rollout, orderId)) ?? found

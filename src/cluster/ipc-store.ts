@@ -2,7 +2,7 @@
 // one FileStore lives; the primary sends every changed doc to all workers, so a rollback taken by
 // one worker is in force in the others within an IPC round trip
 import type { BackendName } from '../config/index.js'
-import type { AuditEntry, Op, OwnerRecord, StateDoc, StateStore } from '../state/index.js'
+import type { AuditEntry, Op, OwnerRecord, StateDoc, StoredOwner, StateStore } from '../state/index.js'
 import { DUALTRACK_ERR_IPC } from '../errors.js'
 
 export const IPC_TIMEOUT_MS = 5000
@@ -78,7 +78,7 @@ export class IpcStore implements StateStore {
   }
 
   audit (limit: number): Promise<AuditEntry[]> { return this.#call('audit', limit) }
-  getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> { return this.#call('getOwner', rollout, orderId) }
+  getOwner (rollout: string, orderId: string): Promise<StoredOwner | undefined> { return this.#call('getOwner', rollout, orderId) }
   setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt?: number): Promise<void | 'unreplicated'> { return this.#call('setOwner', rollout, orderId, owner, ttlMs, learnedAt) }
   ownerRecord (rollout: string, orderId: string): Promise<OwnerRecord | undefined> { return this.#call('ownerRecord', rollout, orderId) }
   // the export runs in the primary, where the owners are; a batch crosses at a time

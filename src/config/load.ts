@@ -222,7 +222,22 @@ function crossCheck (cfg: RawConfig, doc: Document, lines: LineCounter, file: st
   })
   const peers = cfg.state.peers
   if (peers !== undefined && (peers.urls === undefined) === (peers.dns === undefined)) {
-    out.push(`${file}${lineOf(doc, lines, ['state', 'peers'])}: state.peers: give either urls or dns (one of them)\n  example: peers: { dns: "dualtrack-peers.payments.svc.cluster.local:9090", timeoutMs: 50 }`)
+    out.push(`${file}${lineOf(doc, lines, ['state', 'peers'])}: state.peers: give either urls or dns (one of them)\n  example: peers: { dns: "dualtrack-peers.payments.svc.cluster.local:9090", timeoutMs: 500 }`)
+  }
+  if (peers?.token !== undefined && peers.tokenFile !== undefined) {
+    out.push(`${file}${lineOf(doc, lines, ['state', 'peers', 'tokenFile'], true)}: state.peers.tokenFile: give token or tokenFile, not both\n  example: peers: { dns: "dualtrack-peers:9090", tokenFile: /etc/dualtrack-tokens/viewer }`)
+  } else if (peers?.tokenFile !== undefined) {
+    // like admin.tokens[].tokenFile: relative to the config file, read now so a missing Secret is refused at load
+    const path = resolve(dirname(file), peers.tokenFile)
+    try {
+      const token = readTokenFile(path)
+      const weak = tokenWeakness(token)
+      if (weak !== undefined) out.push(`${file}${lineOf(doc, lines, ['state', 'peers', 'tokenFile'], true)}: state.peers.tokenFile: the peer token ${weak}`)
+      peers.token = token
+      peers.tokenFile = path
+    } catch (err) {
+      out.push(`${file}${lineOf(doc, lines, ['state', 'peers', 'tokenFile'], true)}: state.peers.tokenFile: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})\n  example: tokenFile: /etc/dualtrack-tokens/viewer`)
+    }
   }
   // the Redis store reaches exactly one kind of Redis (DESIGN.md §11)
   const rd = cfg.state.redis

@@ -220,8 +220,11 @@ export const ConfigSchema = obj({
       urls: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[^\\s/]+/?$', examples: ['urls: ["http://10.0.0.2:9090"]'] }), { minItems: 1, examples: ['urls: ["http://10.0.0.2:9090"]'] })),
       dns: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.-]+:[0-9]{1,5}$', examples: ['dns: "dualtrack-peers.payments.svc.cluster.local:9090"'] })),
       token: Type.Optional(Type.String({ minLength: 16, examples: ['token: "${DUALTRACK_PEER_TOKEN}"'] })),
-      timeoutMs: Type.Integer({ minimum: 1, maximum: 5_000, default: 50, examples: ['timeoutMs: 50'] })
-    }, 'peers: { dns: "dualtrack-peers.payments.svc.cluster.local:9090", token: "${DUALTRACK_PEER_TOKEN}", timeoutMs: 50 }'))
+      /** or a file holding it (a mounted Secret), read again every 5 s: a rotation needs no restart */
+      tokenFile: Type.Optional(Type.String({ minLength: 1, examples: ['tokenFile: /etc/dualtrack-tokens/viewer'] })),
+      /** the whole ask; paid only when the store is down, the order is unknown here and a peer is slow (README: Peers) */
+      timeoutMs: Type.Integer({ minimum: 1, maximum: 5_000, default: 500, examples: ['timeoutMs: 500'] })
+    }, 'peers: { dns: "dualtrack-peers:9090", tokenFile: /etc/dualtrack-tokens/viewer, timeoutMs: 500 }'))
   }, 'state: { store: file, file: var/state.json }', { default: {} }),
   rollouts: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]+$' }), RolloutSchema, { default: {}, examples: ['rollouts: { checkout: { percent: 5, cohortKey: [header:x-user-id] } }'] }),
   routes: Type.Array(RouteSchema, { default: [], examples: ['routes: [{ name: orders, match: { prefix: /api/orders }, rollout: checkout }]'] }),

@@ -13,7 +13,7 @@ import { compileLearn, compileLookup, type CompiledLookup, type LearnReader, typ
 import type { AffinityResult, Metrics } from '../metrics/index.js'
 import { AffinityLru } from './lru.js'
 import { createPeers, type Peers } from './peers.js'
-import type { AffinityStore, OwnerLedger, RollbackMode } from './types.js'
+import type { AffinityStore, OwnerLedger, RollbackMode, StoredOwner } from './types.js'
 
 /** owners cached per replica */
 export const DEFAULT_CACHE_ENTRIES = 100_000
@@ -45,7 +45,7 @@ export interface CompiledAffinity {
 
 export interface KnownOwner { readonly orderId: string, readonly owner: BackendName, readonly learnedAt: string | null }
 
-interface Entry { readonly owner: BackendName, readonly at: number | null }
+type Entry = StoredOwner
 interface Pending { readonly rollout: string, readonly id: string, readonly owner: BackendName, readonly ttlMs: number, readonly at: number }
 
 const NONE = 'none' as const
@@ -144,7 +144,7 @@ export class Affinity {
       if (known !== undefined) owned.labels(rollout, known).inc()
       else {
         // counted in the background: the request does not wait, and peers are never asked for it
-        this.#store.getOwner(rollout, id).then((v) => { if (v !== undefined) owned.labels(rollout, v).inc() }, () => { /* store down: not counted */ })
+        this.#store.getOwner(rollout, id).then((v) => { if (v !== undefined) owned.labels(rollout, v.owner).inc() }, () => { /* store down: not counted */ })
       }
     }
     return undefined
@@ -178,11 +178,12 @@ export class Affinity {
       this.#metrics.affinity.labels(rollout, 'hit').inc()
       return waiting.owner
     }
-    return this.#store.getOwner(rollout, id).then((owner) => {
-      if (owner === undefined && this.#peers !== undefined && this.#uncertain(Date.now())) return this.#askPeers(rollout, a, key, id)
-      this.#cache.set(key, owner === undefined ? NONE : { owner, at: null }, owner === undefined ? now + NEGATIVE_CACHE_MS : now + a.ttlMs)
-      this.#metrics.affinity.labels(rollout, owner === undefined ? 'miss' : 'hit').inc()
-      return owner
+    return this.#store.getOwner(rollout, id).then((found) => {
+      if (found === undefined && this.#peers !== undefined && this.#uncertain(Date.now())) return this.#askPeers(rollout, a, key, id)
+      // kept with when it was recorded: this replica answers its peers and the ledger with it
+      this.#cache.set(key, found === undefined ? NONE : found, found === undefined ? now + NEGATIVE_CACHE_MS : now + a.ttlMs)
+      this.#metrics.affinity.labels(rollout, found === undefined ? 'miss' : 'hit').inc()
+      return found?.owner
     }, (err: Error) => {
       // the store is down or slow: the peers, then the rules below affinity
       this.#storeFailedAt = Date.now()
@@ -214,8 +215,8 @@ export class Affinity {
         if (rec !== undefined) return { orderId, owner: rec.owner, learnedAt: rec.learnedAt }
         continue
       }
-      const owner = await this.#store.getOwner(name, orderId)
-      if (owner !== undefined) return { orderId, owner, learnedAt: null }
+      const found = await this.#store.getOwner(name, orderId)
+      if (found !== undefined) return { orderId, owner: found.owner, learnedAt: found.at === null ? null : new Date(found.at).toISOString() }
     }
     return undefined
   }
@@ -282,9 +283,9 @@ export class Affinity {
         return undefined
       }
       this.#metrics.affinity.labels(rollout, 'peer_hit').inc()
-      // what a peer knew is as good as learned: an order never changes owner
-      this.#cache.set(key, { owner: answer, at: null }, Date.now() + a.ttlMs)
-      return answer
+      // what a peer knew is as good as learned (an order never changes owner), with the peer's time
+      this.#cache.set(key, answer, Date.now() + a.ttlMs)
+      return answer.owner
     })
   }
 

@@ -7,7 +7,7 @@ import type { BackendName } from '../config/index.js'
 import { applyOp, emptyDoc } from './ops.js'
 import { AffinityLru } from './lru.js'
 import { readStateFile, writeStateFile, type FileShape } from './state-file.js'
-import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type StateDoc, type StateStore } from './types.js'
+import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type StoredOwner, type StateDoc, type StateStore } from './types.js'
 
 export const DEFAULT_AFFINITY_MAX_ENTRIES = 1_000_000
 /** owners per batch of a ledger export */
@@ -54,8 +54,13 @@ export class FileStore implements StateStore {
   // one replica by definition: it always leads
   async lease (): Promise<boolean> { return true }
 
-  async getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> {
-    return this.#lru.get(`${rollout}\t${orderId}`, Date.now())
+  async getOwner (rollout: string, orderId: string): Promise<StoredOwner | undefined> {
+    const key = `${rollout}\t${orderId}`
+    const now = Date.now()
+    const owner = this.#lru.get(key, now)
+    if (owner === undefined) return undefined
+    const at = this.#lru.peek(key, now)?.at ?? 0
+    return { owner, at: at > 0 ? at : null }
   }
 
   /** synchronous inside: the owner is on disk (page cache) before the answer goes back */

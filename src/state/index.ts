@@ -4,4 +4,4 @@ export { syncYaml, setRollout, rollback, resume, planStart, planAdvance, planWai
 export type { StateDoc, AuditEntry, Op, OpDesc, StateStore, FleetCounters, CounterWrite } from './types.js'
 export { createStateStore, createFileStore, yamlViews } from './create.js'
 export { Affinity } from './affinity.js'
-export type { OwnerLedger, OwnerRecord } from './types.js'
+export type { OwnerLedger, OwnerRecord, StoredOwner } from './types.js'

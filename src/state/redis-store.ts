@@ -10,7 +10,7 @@ import { applyOp, emptyDoc } from './ops.js'
 import { readStateFile, writeStateFile } from './state-file.js'
 import { DUALTRACK_ERR_STORE_CONFLICT } from '../errors.js'
 import { createRedisClient, mastersOf, redisKeys, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_REPLICA_WAIT_MS, type RedisClient, type RedisConnection } from './redis-client.js'
-import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type CounterWrite, type FleetCounters, type StateDoc, type StateStore } from './types.js'
+import { MAX_AUDIT_ENTRIES, type AuditEntry, type Op, type OwnerRecord, type StoredOwner, type CounterWrite, type FleetCounters, type StateDoc, type StateStore } from './types.js'
 
 export { DEFAULT_COMMAND_TIMEOUT_MS, MAX_RETRY_DELAY_MS } from './redis-client.js'
 export const DEFAULT_POLL_MS = 1000
@@ -259,8 +259,10 @@ export class RedisStore implements StateStore {
   onRemoteChange (cb: (doc: StateDoc) => void): void { this.#remote = cb }
   onReconnect (cb: () => void): void { this.#reconnect = cb }
 
-  async getOwner (rollout: string, orderId: string): Promise<BackendName | undefined> {
-    return parseOwner(await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`))?.owner
+  async getOwner (rollout: string, orderId: string): Promise<StoredOwner | undefined> {
+    const p = parseOwner(await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`))
+    // a value written before the ledger holds only the owner: it is still read, with no time
+    return p === undefined ? undefined : { owner: p.owner, at: p.at > 0 ? p.at : null }
   }
 
   async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt = Date.now()): Promise<void | 'unreplicated'> {

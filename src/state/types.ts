@@ -71,9 +71,12 @@ export type Op = ((doc: StateDoc, now: number) => AuditEntry[]) & { readonly des
 
 export const MAX_AUDIT_ENTRIES = 1000
 
+/** an owner as the store holds it: when it was recorded (ms since epoch), null for a record older than the ledger */
+export interface StoredOwner { readonly owner: BackendName, readonly at: number | null }
+
 export interface AffinityStore {
-  /** the owner of an order, or undefined; throws when the store cannot answer */
-  getOwner (rollout: string, orderId: string): Promise<BackendName | undefined>
+  /** the owner of an order (and when it was recorded), or undefined; throws when the store cannot answer */
+  getOwner (rollout: string, orderId: string): Promise<StoredOwner | undefined>
   /**
    * record the owner of a new order; an order that already has one keeps it. 'unreplicated': stored,
    * but no replica confirmed it within state.redis.replicaWaitMs (Sentinel). learnedAt (ms): when it

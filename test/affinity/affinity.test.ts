@@ -116,10 +116,10 @@ t.test('affinity survives a restart on the file store; entries expire; the LRU b
   t.same([pay.backend, pay.reason], ['new', 'affinity'], 'the owner survived the restart')
 
   const store = new FileStore(join(tempDir(), 's.json'), { affinityMaxEntries: 3 })
-  for (let i = 0; i < 5; i++) await store.setOwner('checkout', `o${i}`, 'new', 60_000)
+  for (let i = 0; i < 5; i++) await store.setOwner('checkout', `o${i}`, 'new', 60_000, 1_764_500_000_000 + i)
   t.equal(store.affinitySize, 3)
   t.equal(await store.getOwner('checkout', 'o0'), undefined, 'the oldest fell out')
-  t.equal(await store.getOwner('checkout', 'o4'), 'new')
+  t.same(await store.getOwner('checkout', 'o4'), { owner: 'new', at: 1_764_500_000_004 }, 'the owner, with when it was recorded')
   // the exact expiry rule is unit-tested with injected time (test/state/lru.test.ts); here: it does expire
   await store.setOwner('checkout', 'short', 'new', 100)
   await waitFor(async () => (await store.getOwner('checkout', 'short')) === undefined, { what: 'the 100 ms owner to expire' })

@@ -1,6 +1,11 @@
 // affinity.idPatterns (issue 10): the owner from the id's form; checked at load
 import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
 import { checkIdPatterns, compileIdPatterns, parseConfig } from '../../src/config/index.js'
+import { DEFAULT_PEER_TIMEOUT_MS } from '../../src/state/peers.js'
+import { tempDir } from '../helpers/gateway.js'
 
 t.test('regexes and prefixes name the owner; neither or both names none', async (t) => {
   const regex = compileIdPatterns({ new: '^NW-[0-9]+$', legacy: '^LG-' })
@@ -46,7 +51,7 @@ rollouts:
   t.same(ok.rollouts.checkout?.affinity?.idPatterns, { new: '^NW-', legacy: '^LG-' })
 })
 
-t.test('state.peers: urls or dns, one of them; timeoutMs 50 by default; guard.rollbackMode drain by default', async (t) => {
+t.test('state.peers: urls or dns, one of them; timeoutMs 500 by default; guard.rollbackMode drain by default', async (t) => {
   const yaml = (peers: string) => `
 backends: { legacy: { url: "http://127.0.0.1:1" }, new: { url: "http://127.0.0.1:2" } }
 state: { store: redis, peers: ${peers} }
@@ -54,9 +59,22 @@ rollouts:
   checkout: { percent: 5, cohortKey: [header:x-user-id], guard: { window: 10s } }
 `
   const c = parseConfig(yaml('{ dns: "peers.ns.svc.cluster.local:9090" }'), 'p.yaml')
-  t.same(c.state.peers, { dns: 'peers.ns.svc.cluster.local:9090', timeoutMs: 50 })
+  t.same(c.state.peers, { dns: 'peers.ns.svc.cluster.local:9090', timeoutMs: DEFAULT_PEER_TIMEOUT_MS })
+  t.equal(DEFAULT_PEER_TIMEOUT_MS, 500, 'the schema\'s default is the client\'s')
   t.equal(c.rollouts.checkout?.guard?.rollbackMode, 'drain')
   t.throws(() => parseConfig(yaml('{ timeoutMs: 50 }'), 'p.yaml'), { message: /^p\.yaml:3:\d+: state\.peers: give either urls or dns/ })
   t.throws(() => parseConfig(yaml('{ urls: ["http://a:1"], dns: "b:2" }'), 'p.yaml'), { message: /state\.peers: give either urls or dns/ })
   t.throws(() => parseConfig(yaml('{ dns: "no-port" }'), 'p.yaml'), { message: /state\.peers\.dns/ })
+
+  // tokenFile: a mounted Secret's file, relative to the config file, read at load
+  const dir = tempDir('dualtrack-peers-')
+  const token = randomBytes(32).toString('hex')
+  writeFileSync(join(dir, 'viewer'), token + '\n')
+  writeFileSync(join(dir, 'weak'), 'abc\n')
+  const f = parseConfig(yaml('{ dns: "dualtrack-peers:9090", tokenFile: viewer }'), join(dir, 'p.yaml'))
+  t.same(f.state.peers, { dns: 'dualtrack-peers:9090', tokenFile: join(dir, 'viewer'), token, timeoutMs: DEFAULT_PEER_TIMEOUT_MS }, 'read, without its newline; the path made absolute')
+  t.throws(() => parseConfig(yaml('{ dns: "d:9090", tokenFile: missing }'), join(dir, 'p.yaml')),
+    { message: new RegExp(`p\\.yaml:3:\\d+: state\\.peers\\.tokenFile: cannot read ${join(dir, 'missing').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(ENOENT\\)`) })
+  t.throws(() => parseConfig(yaml('{ dns: "d:9090", tokenFile: weak }'), join(dir, 'p.yaml')), { message: /state\.peers\.tokenFile: the peer token is 3 characters/ })
+  t.throws(() => parseConfig(yaml(`{ dns: "d:9090", tokenFile: viewer, token: "${token}" }`), join(dir, 'p.yaml')), { message: /state\.peers\.tokenFile: give token or tokenFile, not both/ })
 })

@@ -3,6 +3,7 @@
 // the Dockerfile and the compose file match them; the Grafana dashboard names no datasource uid
 import t from 'tap'
 import { readFileSync, readdirSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { join, relative, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
@@ -235,6 +236,43 @@ t.test('the ServiceMonitor scrapes /metrics on the Service\'s admin port', async
     t.equal(cred?.name, secret.metadata.name, 'metricsAuth: the bearer token comes from the Secret')
     t.ok(Object.keys({ ...secret.stringData, ...secret.data }).includes(cred?.key ?? ''), 'under a key it has')
   }
+})
+
+t.test('the replicas find each other: state.peers.dns names a headless Service of the gateway pods on the admin port', async (t) => {
+  interface Headless extends Service { spec: Service['spec'] & { clusterIP?: string, publishNotReadyAddresses?: boolean } }
+  // the ConfigMap's config as the gateway loads it (the real loader, the Secret's files in place)
+  const viewer = randomBytes(32).toString('hex')
+  const c = loadK8sConfig({ operator: randomBytes(32).toString('hex'), viewer })
+  const peers = c.state.peers
+  t.ok(peers, 'state.peers is configured')
+  t.equal(peers?.urls, undefined, 'discovered, not a fixed list')
+  const [host, port] = (peers?.dns ?? '').split(':')
+  const headless = one<Headless>('Service', host ?? '')
+  t.equal(headless.spec.clusterIP, 'None', 'headless: its name answers every pod\'s address')
+  t.equal(headless.spec.publishNotReadyAddresses, true, 'a draining replica still answers for the owners it holds')
+  t.ok(matches(headless.spec.selector, deployment.spec.template.metadata.labels), 'it selects the gateway pods')
+  const p = headless.spec.ports.find((x) => x.port === Number(port))
+  t.ok(p, `the Service has port ${port}`)
+  // a headless Service does not translate ports: the number in dns is the pods' own admin port
+  t.equal(resolvePort(p?.targetPort), Number(port), 'the port is the container port it targets')
+  t.equal(c.admin.port, Number(port), 'the port is admin.port, where GET /admin/affinity/:orderId answers')
+  t.equal(c.admin.host, '0.0.0.0', 'the admin listener is reachable from the other pods')
+  // the peers authenticate with a token every replica accepts (a viewer may read owners)
+  t.equal(peers?.token, viewer, 'the token is the viewer file of the mounted Secret')
+  t.match(peers?.tokenFile, /\/viewer$/, 'read from its file, so a rotation needs no restart')
+  t.ok(c.admin.tokens.some((x) => x.token === viewer && x.role === 'viewer'), 'and every replica accepts it')
+  t.ok(peers !== undefined && peers.timeoutMs >= 100 && peers.timeoutMs <= 1000, `timeoutMs ${peers?.timeoutMs}: sized for a busy replica (README: Peers)`)
+  // the ServiceMonitor must not scrape every pod a second time through the headless Service
+  const services = k8s.filter((o) => o.kind === 'Service' && matches(serviceMonitor.spec.selector.matchLabels, o.metadata.labels))
+  t.same(services.map((o) => o.metadata.name), [service.metadata.name], 'the ServiceMonitor selects one Service')
+  // and the NetworkPolicy lets a replica reach another's admin port
+  interface Np extends K8sObject { spec: { podSelector: { matchLabels: Record<string, string> }, ingress: { from?: { podSelector?: { matchLabels: Record<string, string> }, namespaceSelector?: unknown }[], ports?: { port: string | number }[] }[] } }
+  const pods = deployment.spec.template.metadata.labels
+  const policies = k8s.filter((o) => o.kind === 'NetworkPolicy').map((o) => o as Np).filter((np) => matches(np.spec.podSelector.matchLabels, pods))
+  t.ok(policies.length > 0, 'a policy selects the gateway pods')
+  t.ok(policies.some((np) => np.spec.ingress.some((r) =>
+    (r.ports ?? []).some((x) => resolvePort(x.port) === Number(port)) &&
+    (r.from ?? []).some((f) => f.namespaceSelector === undefined && matches(f.podSelector?.matchLabels ?? {}, pods)))), 'the gateway pods may reach each other\'s peer port')
 })
 
 t.test('the PodDisruptionBudget keeps 2 of the replicas', async (t) => {
