@@ -126,7 +126,7 @@ t.test('attribute sources: header, cookie, query, jwt, client-ip', async (t) => 
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-tier': 'staff', 'x-app-version': '4.9.9' })), { reason: 'percent' }, 'every condition must hold')
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-tier': 'staff' })), { reason: 'percent' }, 'a missing appVersion fails its inverted condition too')
   const b = bucketOf(encodeSalt('s1'), 'u1')
-  t.same(decide(r, req({ authorization: jwt({ sub: 'u1', reg_at: 1_795_000_000 }) })), { backend: b < 3000 ? 'new' : 'legacy', reason: 'segment', bucket: b, segment: 'new-signups' }, 'jwt claim as epoch seconds')
+  t.same(decide(r, req({ authorization: jwt({ sub: 'u1', reg_at: 1_795_000_000 }) })), { backend: b < 3000 ? 'new' : 'legacy', reason: 'segment', bucket: b, segment: 'new-signups', threshold: 3000 }, 'jwt claim as epoch seconds (held to the segment\'s threshold)')
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-registered-at': NEW_SIGNUP })), { reason: 'segment', segment: 'new-signups' }, 'second source')
   t.match(decide(r, req({ 'x-user-id': 'u1' }, '/', '203.0.113.9')), { backend: 'new', reason: 'segment', segment: 'office' }, 'peer address')
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-forwarded-for': '203.0.113.9' }, '/', '198.51.100.1')), { reason: 'percent' }, 'x-forwarded-for from an untrusted peer is ignored')
@@ -137,11 +137,14 @@ t.test('attribute sources: header, cookie, query, jwt, client-ip', async (t) => 
 
 t.test('precedence: force beats segment, segment beats region; backend segments need no key', async (t) => {
   const r = compileRollout('checkout', rollout)
-  t.match(decide(r, req({ 'x-user-id': 'vip-42', 'x-user-tier': 'staff', 'x-app-version': '6.0.0' })), { backend: 'legacy', reason: 'force', segment: undefined })
-  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong', 'x-app-version': '2.0.0' })), { backend: 'legacy', reason: 'segment', segment: 'old-apps' }, 'segment beats a 100% region')
-  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong' })), { backend: 'new', reason: 'region' }, 'no segment: region')
-  t.match(decide(r, req({ 'x-user-tier': 'qa', 'x-app-version': '5.0.0' })), { backend: 'new', reason: 'segment', bucket: -1 }, 'a backend segment with no cohort key')
-  t.match(decide(r, req({ 'x-user-registered-at': NEW_SIGNUP })), { backend: 'legacy', reason: 'unkeyed' }, 'a percent segment with no cohort key is unkeyed')
+  // threshold: what the sample-ratio check holds the request to; -1 keeps it out of the check
+  t.match(decide(r, req({ 'x-user-id': 'vip-42', 'x-user-tier': 'staff', 'x-app-version': '6.0.0' })), { backend: 'legacy', reason: 'force', segment: undefined, threshold: -1 })
+  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong', 'x-app-version': '2.0.0' })), { backend: 'legacy', reason: 'segment', segment: 'old-apps', threshold: -1 }, 'segment beats a 100% region; a fixed backend is outside the check')
+  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong' })), { backend: 'new', reason: 'region', threshold: 10_000 }, 'no segment: region')
+  t.match(decide(r, req({ 'x-user-tier': 'qa', 'x-app-version': '5.0.0' })), { backend: 'new', reason: 'segment', bucket: -1, threshold: -1 }, 'a backend segment with no cohort key')
+  t.match(decide(r, req({ 'x-user-registered-at': NEW_SIGNUP })), { backend: 'legacy', reason: 'unkeyed', threshold: 3000 }, 'a percent segment with no cohort key is unkeyed, held to the segment\'s share')
+  t.match(decide(r, req({})), { backend: 'legacy', reason: 'unkeyed', threshold: 0 }, 'unkeyed outside every segment: the rollout\'s share')
+  t.match(decide(r, req({ 'x-user-id': 'u9' })), { reason: 'percent', threshold: 0 })
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-tier': 'qa', 'x-app-version': '5.0.0' }), 'legacy'), { backend: 'legacy', reason: 'affinity' }, 'affinity beats segment')
   const rolled = compileRollout('checkout', rollout, { percent: 0, regions: {}, rollback: 'hard' })
   t.match(decide(rolled, req({ 'x-user-tier': 'qa', 'x-app-version': '5.0.0' })), { backend: 'legacy', reason: 'rollback' }, 'rollback beats segment')
@@ -197,7 +200,7 @@ rollouts:
 `, 'inline.yaml', {})
   const r = compileRollout('c', plain.rollouts.c as NonNullable<typeof plain.rollouts.c>)
   t.equal(r.segments, undefined)
-  t.same(Object.keys(decide(r, req({ 'x-user-id': 'u1' }))).sort(), ['backend', 'bucket', 'reason', 'segment'])
+  t.same(Object.keys(decide(r, req({ 'x-user-id': 'u1' }))).sort(), ['backend', 'bucket', 'reason', 'segment', 'threshold'])
 })
 
 t.test('the plain-semver fast path agrees with semver', async (t) => {

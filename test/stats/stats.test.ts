@@ -11,6 +11,7 @@ import { waitFor } from '../helpers/wait.js'
 
 const T0 = Date.UTC(2026, 10, 30, 3, 0, 0)
 const snap = (legacy: number, fresh: number, opts: { errors?: number, slow?: number, onNew?: number, target?: number, match?: number } = {}): Snapshot => {
+  const share = (opts.target ?? 25) / 100
   const buckets = (n: number, slow: number) => { const b = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0); b[1] = n - slow; b[7] = slow; return b }
   return {
     backends: {
@@ -18,7 +19,7 @@ const snap = (legacy: number, fresh: number, opts: { errors?: number, slow?: num
       new: { requests: fresh, errors: opts.errors ?? 0, buckets: buckets(fresh, opts.slow ?? 0) }
     },
     shadow: { match: opts.match ?? 0, mismatch: 0, error: 0 },
-    rollouts: { checkout: { decided: legacy + fresh, onNew: opts.onNew ?? fresh, ratioTotal: legacy + fresh, ratioNew: opts.onNew ?? fresh, targetPercent: opts.target ?? 25 } }
+    rollouts: { checkout: { decided: legacy + fresh, onNew: opts.onNew ?? fresh, ratioTotal: legacy + fresh, ratioNew: opts.onNew ?? fresh, ratioExpected: (legacy + fresh) * share, ratioVariance: (legacy + fresh) * share * (1 - share), targetPercent: opts.target ?? 25 } }
   }
 }
 
@@ -90,14 +91,14 @@ t.test('windows', async (t) => {
 
 t.test('the sampler reads prom-client counters', async (t) => {
   const m = createMetrics({ defaultMetrics: false })
-  const stats = createStats(m.registry, LATENCY_BUCKETS, { rollouts: () => ['checkout'] })
+  const stats = createStats(m.registry, LATENCY_BUCKETS, { rollouts: () => ['checkout'], ratio: (name) => m.ratioSums(name) })
   await stats.sample(T0)
   const route = m.route('orders')
   const r = m.rollout('checkout')
   m.state({ checkout: { percent: 10, rollback: null } }, 1)
   for (let i = 0; i < 40; i++) {
     m.request(route, i % 4 === 0 ? 'new' : 'legacy', 'GET', i === 0 ? 503 : 200, 0.02, undefined)
-    m.decision(r, i % 4 === 0 ? 'new' : 'legacy', 'percent')
+    m.decision(r, { backend: i % 4 === 0 ? 'new' : 'legacy', reason: 'percent', threshold: 1000 })
   }
   m.shadow.total.labels('orders', 'mismatch').inc(5)
   await stats.sample(T0 + SLOT_MS)
