@@ -77,6 +77,28 @@ t.test('the sample-ratio check', async (t) => {
   t.ok((off.pValue as number) < 1e-6)
   t.match(sampleRatio(100, 1, 0), { ok: false, pValue: 0 })
   t.match(sampleRatio(100, 100, 1), { ok: true, pValue: 1 })
+  // a mix: 500 requests at 10% and 500 in a 50% segment, each with its own variance
+  const variance = 500 * 0.09 + 500 * 0.25
+  t.match(sampleRatio(1000, 310, 0.3, variance), { n: 1000, observed: 0.31, expected: 0.3, ok: true })
+  t.match(sampleRatio(1000, 360, 0.3, variance), { ok: false }, '60 over, 3.7 standard deviations of the mix')
+  t.match(sampleRatio(1000, 495, 0.5, 0), { ok: false, pValue: 0 }, 'shares of 0 and 1 only: any request off is a mismatch')
+  t.match(sampleRatio(1000, 500, 0.5, 0), { ok: true, pValue: 1 })
+})
+
+t.test('the ring sums the shares the requests were held to', async (t) => {
+  const ring = new StatsRing(LATENCY_BUCKETS, 180)
+  const at = (total: number, fresh: number, expected: number, variance: number): Snapshot => ({
+    ...snap(0, 0),
+    rollouts: { checkout: { decided: total, onNew: fresh, ratioTotal: total, ratioNew: fresh, ratioExpected: expected, ratioVariance: variance, targetPercent: 10 } }
+  })
+  ring.record(T0, at(0, 0, 0, 0))
+  ring.record(T0 + SLOT_MS, at(1000, 300, 300, 500 * 0.09 + 500 * 0.25))
+  t.match(ring.view(T0 + SLOT_MS, 60_000, '1m').rollouts.checkout?.sampleRatio, { n: 1000, observed: 0.3, expected: 0.3, pValue: 1, ok: true }, 'the mix, not the rollout\'s 10%')
+  ring.record(T0 + 2 * SLOT_MS, at(1100, 400, 310, 500 * 0.09 + 500 * 0.25 + 100 * 0.09))
+  t.match(ring.view(T0 + 2 * SLOT_MS, 60_000, '1m').rollouts.checkout?.sampleRatio, { n: 1100, ok: false }, '100 more at 10%, all on new')
+  // a reset registry: the sums start again from zero with the counts
+  ring.record(T0 + 3 * SLOT_MS, at(10, 1, 1, 0.9))
+  t.match(ring.view(T0 + 3 * SLOT_MS, 5000, '5s').rollouts.checkout?.sampleRatio, { n: 10, expected: 0.1 })
 })
 
 t.test('windows', async (t) => {
