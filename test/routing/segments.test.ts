@@ -221,3 +221,36 @@ t.test('the plain-semver fast path agrees with semver', async (t) => {
   }
   t.ok(fast >= 40, `${fast} comparisons took the fast path`)
 })
+
+t.test('the date fast path agrees with Date.parse', async (t) => {
+  const { parseDate } = await import('../../src/config/index.js')
+  // the reference: the regular expressions and Date.parse alone, as parseDate read every date before
+  const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/
+  const ISO_ZONED = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i
+  const ISO_LOCAL = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?$/i
+  const reference = (v: string): number | undefined => {
+    const s = v.trim()
+    if (/^\d{1,12}$/.test(s)) return Number(s) * 1000
+    const p = ISO_DATE.test(s) || ISO_ZONED.test(s) ? Date.parse(s) : ISO_LOCAL.test(s) ? Date.parse(s + 'Z') : NaN
+    return Number.isNaN(p) ? undefined : p
+  }
+  const pad = (n: number, w: number) => String(n).padStart(w, '0')
+  const corpus = [
+    '', '0', '1795000000', '123456789012', '1234567890123', ' 1795000000 ', '2026-11-01', '2026-11-01T00:00:00Z', '2026-11-01T08:00:00+08:00',
+    '2026-11-01T08:00:00-05:30', '2026-11-01T08:00:00.123Z', '2026-11-01T08:00:00.1Z', '2026-11-01T08:00:00.123456789Z', '2026-11-01t08:00:00z',
+    '2026-11-01 08:00:00Z', '2026-11-01T08:00Z', '2026-11-01T08:00:00', '2026-11-01T08:00:00+0800', '2026-02-29T00:00:00Z', '2026-02-30T00:00:00Z',
+    '2026-02-31', '2026-04-31T00:00:00Z', '2026-01-32', '2026-13-01', '2026-00-10', '2026-01-01T24:00:00Z', '2026-01-01T23:59:60Z', '2026-01-01T23:60:00Z',
+    '0000-01-01', '0099-12-31T00:00:00Z', '0100-01-01', '1969-12-31T23:59:59Z', '9999-12-31T23:59:59.999Z', '2026-11-01T08:00:00+24:00', '2026-11-01T08:00:00+23:59',
+    '2026-11-01T08:00:00-00:00', '2026-11-01X08:00:00Z', '2026/11/01', '20261101', '2026-1-01', '+02026-11-01', '-2026-11-01', 'not a date', '2026-11-01T08:00:00ZZ',
+    '2026-11-01T08:00:00.12aZ', '2026-11-01T0a:00:00Z', '2026-11-01T08:00:00+08:0a', '２０２６-11-01'
+  ]
+  // every month and day (including impossible ones), hours and offsets around their bounds
+  for (let m = 0; m <= 13; m++) for (const d of [0, 1, 28, 29, 30, 31, 32]) corpus.push(`2024-${pad(m, 2)}-${pad(d, 2)}`, `2026-${pad(m, 2)}-${pad(d, 2)}T12:34:56Z`)
+  for (const h of [0, 9, 23, 24]) for (const off of ['Z', '+00:00', '+14:00', '-12:00', '.999Z', '.000Z']) corpus.push(`2026-06-15T${pad(h, 2)}:59:59${off}`)
+  let fast = 0
+  for (const v of corpus) {
+    t.equal(parseDate(v), reference(v), JSON.stringify(v))
+    if (reference(v) !== undefined) fast++
+  }
+  t.ok(fast > 100, `${fast} dates that parse`)
+})
