@@ -247,10 +247,36 @@ t.test('the date fast path agrees with Date.parse', async (t) => {
   // every month and day (including impossible ones), hours and offsets around their bounds
   for (let m = 0; m <= 13; m++) for (const d of [0, 1, 28, 29, 30, 31, 32]) corpus.push(`2024-${pad(m, 2)}-${pad(d, 2)}`, `2026-${pad(m, 2)}-${pad(d, 2)}T12:34:56Z`)
   for (const h of [0, 9, 23, 24]) for (const off of ['Z', '+00:00', '+14:00', '-12:00', '.999Z', '.000Z']) corpus.push(`2026-06-15T${pad(h, 2)}:59:59${off}`)
+  // the calendar arithmetic, century and leap rules included, on every day of years around them
+  let days = 0
+  for (const y of [100, 101, 399, 400, 1582, 1600, 1899, 1900, 1970, 2000, 2024, 2025, 2100, 2400, 9999]) {
+    for (let m = 1; m <= 12; m++) {
+      for (let d = 1; d <= 31; d++) {
+        for (const v of [`${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}`, `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}T${pad(d % 24, 2)}:${pad(d, 2)}:${pad(59 - d, 2)}.${pad(d * 31, 3)}Z`]) {
+          if (parseDate(v) !== reference(v)) { t.fail(`${v}: ${parseDate(v)} != ${reference(v)}`); return }
+          days++
+        }
+      }
+    }
+  }
+  t.pass(`${days} days and date-times agree`)
   let fast = 0
   for (const v of corpus) {
     t.equal(parseDate(v), reference(v), JSON.stringify(v))
     if (reference(v) !== undefined) fast++
   }
   t.ok(fast > 100, `${fast} dates that parse`)
+})
+
+t.test('attributes read for one request are never taken for the next, across the request counter\'s wrap', async (t) => {
+  const r = compileRollout('checkout', rollout)
+  const cs = r.segments
+  if (cs === undefined) throw new Error('no segments')
+  cs.gen = 0xffff_fffe
+  const staff = { 'x-user-id': 'u1', 'x-user-tier': 'staff', 'x-app-version': '5.1.0' }
+  const plain = { 'x-user-id': 'u1' }
+  for (const [headers, segment] of [[staff, 'staff'], [plain, undefined], [staff, 'staff'], [plain, undefined]] as const) {
+    t.equal(decide(r, req(headers)).segment, segment, `request number ${cs.gen}`)
+  }
+  t.equal(cs.gen, 3, 'the counter started again')
 })
