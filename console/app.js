@@ -147,7 +147,7 @@ function SampleRatio ({ sr }) {
   if (!sr || sr.n === 0) return html`<span class="dim">no percent-decided requests in the last minute</span>`
   const cls = sr.ok === false ? 'bad' : 'ok'
   return html`<span><span class="badge ${cls}">${sr.ok === false ? 'mismatch' : 'ok'}</span>
-    ${' '}${pct(sr.observed)} on new vs ${pct(sr.expected)} target over ${sr.n} requests (p=${num(sr.pValue, 4)})</span>`
+    ${' '}${pct(sr.observed)} on new vs ${pct(sr.expected)} expected over ${sr.n} requests (p=${num(sr.pValue, 4)})</span>`
 }
 
 function Plan ({ name, plan, ro, disabledWhy, act }) {

@@ -94,7 +94,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
 
   // the console at / and its 5 s series, read off the counters above (DESIGN.md §10)
-  const stats = createStats(metrics.registry, LATENCY_BUCKETS, { rollouts: () => Object.keys(live.config.rollouts) })
+  const stats = createStats(metrics.registry, LATENCY_BUCKETS, { rollouts: () => Object.keys(live.config.rollouts), ratio: (name) => metrics.ratioSums(name) })
   registerConsole(admin, { auth: () => live.auth, stats })
 
   parts.guardian.start()

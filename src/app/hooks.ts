@@ -42,7 +42,7 @@ function doneSteps (parts: RequestParts, on: { shadowed: boolean, guarded: boole
     const unrouted = metrics.rollout('none')
     steps.push((r, _request, _body, seconds) => {
       metrics.request(metrics.route(r.route?.name ?? 'unmatched'), r.decision.backend, r.method, r.result.status, seconds, r.result.errorKind)
-      metrics.decision(r.route === undefined ? unrouted : metrics.rollout(r.route.rollout.name), r.decision.backend, r.decision.reason, r.decision.segment, r.decision.region)
+      metrics.decision(r.route === undefined ? unrouted : metrics.rollout(r.route.rollout.name), r.decision)
     })
   }
   if (on.guarded) {

@@ -146,7 +146,7 @@ export function renderTraffic (s: StateView, stats: StatsView | undefined, guard
   const n = minute(stats.backends.new)
   const rows = Object.keys(s.rollouts).filter((name) => only === undefined || name === only).map((name) => {
     const sr = stats.rollouts[name]?.sampleRatio
-    const split = sr === undefined || sr.n === 0 ? '-' : `${pct(sr.observed)} of ${sr.n} (target ${pct(sr.expected)}${sr.ok === false ? ', MISMATCH' : ''})`
+    const split = sr === undefined || sr.n === 0 ? '-' : `${pct(sr.observed)} of ${sr.n} (expected ${pct(sr.expected)}${sr.ok === false ? ', MISMATCH' : ''})`
     const g = guard[name]
     return [name, split, `${l.rps === null ? '-' : l.rps.toFixed(1)}/s ${pct(l.err)} ${l.p99 === null ? '-' : `${l.p99}ms`}`,
       `${n.rps === null ? '-' : n.rps.toFixed(1)}/s ${pct(n.err)} ${n.p99 === null ? '-' : `${n.p99}ms`}`, g?.verdict ?? '-']

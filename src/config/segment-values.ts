@@ -45,17 +45,88 @@ export function parseNumber (v: string | number): number | undefined {
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/
 const ISO_ZONED = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i
 const ISO_LOCAL = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?$/i
-const EPOCH = /^\d{1,12}$/
 /** ms since the epoch from ISO 8601 or epoch seconds (a number or an all-digit string) */
 export function parseDate (v: string | number): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v * 1000 : undefined
   const s = v.length > 0 && (v.charCodeAt(0) <= 32 || v.charCodeAt(v.length - 1) <= 32) ? v.trim() : v
-  if (EPOCH.test(s)) return Number(s) * 1000
+  const fast = parseDateFast(s)
+  if (fast !== undefined) return fast
   let t: number
   if (ISO_DATE.test(s) || ISO_ZONED.test(s)) t = Date.parse(s)
   else if (ISO_LOCAL.test(s)) t = Date.parse(s + 'Z')
   else return undefined
   return Number.isNaN(t) ? undefined : t
+}
+
+// the digits of s[i, i + n) as a number, or -1 when one is not a digit
+function digits (s: string, i: number, n: number): number {
+  let x = 0
+  for (let k = i; k < i + n; k++) {
+    const c = s.charCodeAt(k) - 48
+    if (c < 0 || c > 9) return -1
+    x = x * 10 + c
+  }
+  return x
+}
+
+/**
+ * the usual shapes read without a regular expression, Date.parse or Date.UTC (a third of a
+ * 3-segment decision went there): epoch seconds, YYYY-MM-DD, and YYYY-MM-DDTHH:MM:SS[.mmm] with Z or
+ * ±HH:MM, fields in range. undefined for anything else, which the general path then judges, so
+ * the answer is always the same as Date.parse's (test/config/segment-values.test.ts compares them)
+ */
+function parseDateFast (s: string): number | undefined {
+  const n = s.length
+  if (n >= 1 && n <= 12) {
+    const e = digits(s, 0, n)
+    if (e >= 0) return e * 1000
+  }
+  if (n !== 10 && n !== 20 && n !== 24 && n !== 25) return undefined
+  if (s.charCodeAt(4) !== 45 /* - */ || s.charCodeAt(7) !== 45) return undefined
+  const y = digits(s, 0, 4)
+  const mo = digits(s, 5, 2)
+  const d = digits(s, 8, 2)
+  // years 0-99 take the general path (Date.parse's own reading of them)
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > 31) return undefined
+  if (n === 10) return daysFromCivil(y, mo, d) * DAY_MS
+  if (s.charCodeAt(10) !== 84 /* T */ || s.charCodeAt(13) !== 58 /* : */ || s.charCodeAt(16) !== 58) return undefined
+  const h = digits(s, 11, 2)
+  const mi = digits(s, 14, 2)
+  const sec = digits(s, 17, 2)
+  if (h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return undefined
+  let ms = 0
+  let offsetMin = 0
+  if (n === 20) {
+    if (s.charCodeAt(19) !== 90 /* Z */) return undefined
+  } else if (n === 24) {
+    if (s.charCodeAt(19) !== 46 /* . */ || s.charCodeAt(23) !== 90) return undefined
+    ms = digits(s, 20, 3)
+    if (ms < 0) return undefined
+  } else {
+    const sign = s.charCodeAt(19)
+    if ((sign !== 43 /* + */ && sign !== 45) || s.charCodeAt(22) !== 58) return undefined
+    const oh = digits(s, 20, 2)
+    const om = digits(s, 23, 2)
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return undefined
+    offsetMin = (sign === 43 ? 1 : -1) * (oh * 60 + om)
+  }
+  return daysFromCivil(y, mo, d) * DAY_MS + ((h * 60 + mi - offsetMin) * 60 + sec) * 1000 + ms
+}
+
+const DAY_MS = 86_400_000
+
+/**
+ * days since 1970-01-01 of a proleptic Gregorian date, year >= 100 (Howard Hinnant's
+ * days_from_civil): plain arithmetic where Date.UTC was most of a date's cost. A day past the
+ * month's end rolls over into the next month, as Date.parse does (2026-02-30 is 2026-03-02)
+ */
+function daysFromCivil (y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y
+  const era = Math.floor(yy / 400)
+  const yoe = yy - era * 400
+  const doy = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5) + d - 1
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
+  return era * 146_097 + doe - 719_468
 }
 
 /** a semver (a leading v is allowed); pre-releases sort lower (5.0.0-beta.1 < 5.0.0) */

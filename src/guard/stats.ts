@@ -144,15 +144,21 @@ export const SRM_MIN_EXPECTED = 10
 export const SRM_DEVIATION_FLOOR = 0.001
 
 /**
- * the sample-ratio check: Pearson's chi-square (1 degree of freedom) of the requests on new
- * against the share expected; undefined while either cell expects fewer than SRM_MIN_EXPECTED,
- * 1 when the observed share is within the deviation floor of the expected one
+ * the sample-ratio check: the requests on new against the sum of the shares each request was held
+ * to (`expectedOnNew`), as a chi-square with 1 degree of freedom, (observed - expected)^2 / variance.
+ * `variance` is the sum of each request's p(1 - p) (the Poisson-binomial variance: right when
+ * requests were held to different shares, a rollout's and its percent segments'); left out, it is
+ * total * p(1 - p) for the mean share p, which makes this Pearson's chi-square of two cells exactly.
+ * undefined while either cell expects fewer than SRM_MIN_EXPECTED; 1 when the observed share is
+ * within the deviation floor of the expected one; 0 when no request could have gone either way
+ * (every share 0 or 1) and the count is off anyway
  */
-export function sampleRatioPValue (total: number, onNew: number, expectedOnNew: number): number | undefined {
+export function sampleRatioPValue (total: number, onNew: number, expectedOnNew: number, variance = total <= 0 ? 0 : expectedOnNew * (total - expectedOnNew) / total): number | undefined {
   const expLegacy = total - expectedOnNew
   if (total <= 0 || expectedOnNew < SRM_MIN_EXPECTED || expLegacy < SRM_MIN_EXPECTED) return undefined
   if (Math.abs(onNew / total - expectedOnNew / total) < SRM_DEVIATION_FLOOR) return 1
   const dNew = onNew - expectedOnNew
-  const chi2 = (dNew * dNew) / expectedOnNew + (dNew * dNew) / expLegacy
-  return erfc(Math.sqrt(chi2 / 2))
+  // float sums of 0s and 1s: a variance this small is none
+  if (!(variance > 1e-9)) return 0
+  return erfc(Math.sqrt((dNew * dNew) / variance / 2))
 }

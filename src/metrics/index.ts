@@ -1,1 +1,1 @@
-export { AFFINITY_RESULTS, createMetrics, LATENCY_BUCKETS, SAMPLE_WINDOW_S, type AffinityOp, type AffinityResult, type Metrics, type Tally, type Timing, type RouteSeries, type RolloutSeries } from './metrics.js'
+export { AFFINITY_RESULTS, createMetrics, countRatio, sumRatio, LATENCY_BUCKETS, SAMPLE_WINDOW_S, type RatioSums, type RatioWindow, type AffinityOp, type AffinityResult, type Metrics, type Tally, type Timing, type RouteSeries, type RolloutSeries } from './metrics.js'

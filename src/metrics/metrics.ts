@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { KNOWN_METHODS, type BackendName } from '../config/index.js'
 import { sampleRatioPValue } from '../guard/index.js'
-import { REASONS, type Reason } from '../routing/index.js'
+import { BUCKETS, REASONS, type Decision, type Reason } from '../routing/index.js'
 import type { UpstreamErrorKind } from '../errors.js'
 
 /** transaction latencies: 5 ms to 10 s, with bounds at 1.5 s and 2 s where guards' maxP99Ms usually sit */
@@ -120,24 +120,32 @@ export interface RouteSeries {
   readonly backends: Record<BackendName, BackendSeries>
 }
 
+/**
+ * the sample-ratio sums of a set of requests: how many, how many went to new, and the share on new
+ * each was held to (its Decision's threshold / 10000), summed (`expected`), with the binomial
+ * variance of each, summed (`variance`): a rollout's percent, its percent segments' and a percent
+ * change inside the window each count at their own share
+ */
+export interface RatioSums {
+  total: number
+  fresh: number
+  expected: number
+  variance: number
+}
+
 /** per rollout: decisions by reason and backend, and the sample-ratio window */
-export interface RolloutSeries {
+export interface RolloutSeries extends RatioWindow {
   readonly name: string
   readonly decisions: Record<Reason, Record<BackendName, Tally>>
   readonly ratio: Record<BackendName, Tally>
   // segment name -> tallies by backend; filled on first sight (names come from the config)
   readonly segments: Map<string, Record<BackendName, Tally>>
-  // per second slot: requests decided by percent or unkeyed, and how many went to new
-  readonly slotsTotal: Uint32Array
-  readonly slotsNew: Uint32Array
-  readonly slotSecond: Float64Array
-  // the share on new each request was expected to have, summed: right across a percent change
-  readonly slotsExpected: Float64Array
-  /** the target share now (percent / 100) */
+  /** the rollout's window counts decisions by percent, unkeyed and percent segments; these are its sums since start */
+  readonly sums: RatioSums
+  /** the target share now (percent / 100): the expected share shown while the window is empty */
   share: number
   /** per region with its own percentage: the same window, for decisions with reason region */
   readonly regions: Map<string, RatioWindow>
-  regionShares: Record<string, number>
 }
 
 /** one sample-ratio window: 60 one-second slots */
@@ -145,6 +153,7 @@ export interface RatioWindow {
   readonly slotsTotal: Uint32Array
   readonly slotsNew: Uint32Array
   readonly slotsExpected: Float64Array
+  readonly slotsVariance: Float64Array
   readonly slotSecond: Float64Array
 }
 
@@ -152,31 +161,34 @@ const ratioWindow = (): RatioWindow => ({
   slotsTotal: new Uint32Array(SAMPLE_WINDOW_S),
   slotsNew: new Uint32Array(SAMPLE_WINDOW_S),
   slotsExpected: new Float64Array(SAMPLE_WINDOW_S),
+  slotsVariance: new Float64Array(SAMPLE_WINDOW_S),
   slotSecond: new Float64Array(SAMPLE_WINDOW_S)
 })
 
-function countRatio (w: RatioWindow, backend: BackendName, share: number): void {
-  const sec = Math.floor(Date.now() / 1000)
+/** count one request held to share `p` into the window's slot of `nowMs` */
+export function countRatio (w: RatioWindow, backend: BackendName, p: number, nowMs: number): void {
+  const sec = Math.floor(nowMs / 1000)
   const i = sec % SAMPLE_WINDOW_S
-  if (w.slotSecond[i] !== sec) { w.slotSecond[i] = sec; w.slotsTotal[i] = 0; w.slotsNew[i] = 0; w.slotsExpected[i] = 0 }
+  if (w.slotSecond[i] !== sec) { w.slotSecond[i] = sec; w.slotsTotal[i] = 0; w.slotsNew[i] = 0; w.slotsExpected[i] = 0; w.slotsVariance[i] = 0 }
   w.slotsTotal[i] = (w.slotsTotal[i] as number) + 1
-  w.slotsExpected[i] = (w.slotsExpected[i] as number) + share
+  w.slotsExpected[i] = (w.slotsExpected[i] as number) + p
+  w.slotsVariance[i] = (w.slotsVariance[i] as number) + p * (1 - p)
   if (backend === 'new') w.slotsNew[i] = (w.slotsNew[i] as number) + 1
 }
 
-function sumRatio (w: RatioWindow): { total: number, fresh: number, expected: number } {
-  const now = Math.floor(Date.now() / 1000)
-  let total = 0
-  let fresh = 0
-  let expected = 0
+/** the window's sums over the 60 s ending at `nowMs` */
+export function sumRatio (w: RatioWindow, nowMs: number): RatioSums {
+  const now = Math.floor(nowMs / 1000)
+  const out: RatioSums = { total: 0, fresh: 0, expected: 0, variance: 0 }
   for (let i = 0; i < SAMPLE_WINDOW_S; i++) {
     if (now - (w.slotSecond[i] as number) < SAMPLE_WINDOW_S) {
-      total += w.slotsTotal[i] as number
-      fresh += w.slotsNew[i] as number
-      expected += w.slotsExpected[i] as number
+      out.total += w.slotsTotal[i] as number
+      out.fresh += w.slotsNew[i] as number
+      out.expected += w.slotsExpected[i] as number
+      out.variance += w.slotsVariance[i] as number
     }
   }
-  return { total, fresh, expected }
+  return out
 }
 
 export interface Metrics {
@@ -186,8 +198,13 @@ export interface Metrics {
   rollout (name: string): RolloutSeries
   /** one finished request */
   request (route: RouteSeries, backend: BackendName, method: string, status: number, seconds: number, error: UpstreamErrorKind | undefined): void
-  /** `segment`: the segment that decided, when reason is segment */
-  decision (rollout: RolloutSeries, backend: BackendName, reason: Reason, segment?: string, region?: string): void
+  /**
+   * one routing decision: by reason and backend, by segment when one decided, and into the
+   * sample-ratio check when a percentage decided (its `threshold`, -1 otherwise)
+   */
+  decision (rollout: RolloutSeries, d: Readonly<Pick<Decision, 'backend' | 'reason' | 'segment' | 'region' | 'threshold'>>): void
+  /** a rollout's sample-ratio sums since start (the console's /admin/stats reads them), if it has a series */
+  ratioSums (rollout: string): Readonly<RatioSums> | undefined
   /** start a rollout's segment series at 0 (a dashboard shows them before the first match) */
   segments (rollout: string, names: readonly string[]): void
   /** run-time state: percent per rollout, rollbacks, version */
@@ -281,7 +298,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const affinityPending = new Gauge({ name: 'dualtrack_affinity_pending', help: 'Owner records the store refused, waiting to be written when it answers again', registers: [registry], aggregator: 'sum' })
   const affinityDropped = new Counter({ name: 'dualtrack_affinity_dropped_total', help: 'Owner records dropped because the write-behind queue was full', registers: [registry] })
   const rollbackOwned = new Counter({ name: 'dualtrack_rollback_owned_total', help: 'Requests during a rollback that named an order with a known owner, by that owner (hard: those owned by new reached legacy)', labelNames: ['rollout', 'backend'], registers: [registry] })
-  const ratio = new Counter({ name: 'dualtrack_sample_ratio_total', help: 'Requests decided by percent or unkeyed, by backend (the sample-ratio check)', labelNames: ['rollout', 'backend'], registers: [registry], collect () { flush(ratioTallies) } })
+  const ratio = new Counter({ name: 'dualtrack_sample_ratio_total', help: 'Requests decided by percent, a percent segment or unkeyed, by backend (the sample-ratio check)', labelNames: ['rollout', 'backend'], registers: [registry], collect () { flush(ratioTallies) } })
   const segmentDecisions = new Counter({ name: 'dualtrack_segment_decisions_total', help: 'Requests decided by a segment, by rollout, segment and backend', labelNames: ['rollout', 'segment', 'backend'], registers: [registry], collect () { flush(segmentTallies) } })
   const tally = (list: Tally[], child: CounterChild, zero = false) => {
     // zero: the series exists at 0 from the start (increase() sees the first event)
@@ -299,22 +316,23 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     }
     return s
   }
-  const windowOf = (r: RolloutSeries) => sumRatio(r)
+  const windowOf = (r: RolloutSeries) => sumRatio(r, Date.now())
   new Gauge({
     name: 'dualtrack_sample_ratio_p_value',
-    help: 'Chi-square p-value of the share on new against the target over the last 60 s, per rollout (region "") and per region with its own percentage; absent below the minimum count',
+    help: 'Chi-square p-value of the share on new against the target each request was held to, over the last 60 s, per rollout (region "": percent, percent segments, unkeyed) and per region with its own percentage; absent below the minimum count',
     labelNames: ['rollout', 'region'],
     registers: [registry],
     aggregator: 'min',
     collect () {
       this.reset()
+      const now = Date.now()
       for (const r of rollouts.values()) {
-        const w = sumRatio(r)
-        const p = sampleRatioPValue(w.total, w.fresh, w.expected)
+        const w = sumRatio(r, now)
+        const p = sampleRatioPValue(w.total, w.fresh, w.expected, w.variance)
         if (p !== undefined) this.labels(r.name, '').set(p)
         for (const [region, rw] of r.regions) {
-          const x = sumRatio(rw)
-          const q = sampleRatioPValue(x.total, x.fresh, x.expected)
+          const x = sumRatio(rw, now)
+          const q = sampleRatioPValue(x.total, x.fresh, x.expected, x.variance)
           if (q !== undefined) this.labels(r.name, region).set(q)
         }
       }
@@ -322,7 +340,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   })
   new Gauge({
     name: 'dualtrack_sample_ratio_observed',
-    help: 'Observed share (0..1) on new of requests decided by percent or unkeyed, over the last 60 s',
+    help: 'Observed share (0..1) on new of requests decided by percent, a percent segment or unkeyed, over the last 60 s',
     labelNames: ['rollout'],
     registers: [registry],
     aggregator: 'average',
@@ -335,14 +353,26 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   })
   new Gauge({
     name: 'dualtrack_sample_ratio_window_requests',
-    help: 'Requests decided by percent or unkeyed over the last 60 s (n of the sample-ratio check)',
+    help: 'Requests decided by percent, a percent segment or unkeyed over the last 60 s (n of the sample-ratio check)',
     labelNames: ['rollout'],
     registers: [registry],
     collect () {
       for (const r of rollouts.values()) this.labels(r.name).set(windowOf(r).total)
     }
   })
-  const expected = new Gauge({ name: 'dualtrack_sample_ratio_expected', help: 'Target share (0..1) on new of requests decided by percent or unkeyed', labelNames: ['rollout'], registers: [registry], aggregator: 'max' })
+  new Gauge({
+    name: 'dualtrack_sample_ratio_expected',
+    help: 'Expected share (0..1) on new of the same requests over the last 60 s: the mean of the share each was held to (the rollout percent / 100 when no percent segment decided; that while the window is empty)',
+    labelNames: ['rollout'],
+    registers: [registry],
+    aggregator: 'average',
+    collect () {
+      for (const r of rollouts.values()) {
+        const w = windowOf(r)
+        this.labels(r.name).set(w.total > 0 ? w.expected / w.total : r.share)
+      }
+    }
+  })
   // start the counters people alert on at 0, so increase() sees the first event
   for (const r of ['success', 'failure']) reloads.labels(r).inc(0)
 
@@ -376,9 +406,9 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
           ratio: { legacy: tally(ratioTallies, ratio.labels(name, 'legacy')), new: tally(ratioTallies, ratio.labels(name, 'new')) },
           segments: new Map(),
           ...ratioWindow(),
+          sums: { total: 0, fresh: 0, expected: 0, variance: 0 },
           share: 0,
-          regions: new Map(),
-          regionShares: {}
+          regions: new Map()
         }
         autoRollbacks.labels(name).inc(0)
         rollouts.set(name, r)
@@ -396,36 +426,42 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       b.duration.observe(seconds)
       if (error !== undefined) b.errors[error].inc()
     },
-    decision (r, backend, reason, segment, region) {
+    decision (r, d) {
+      const { backend, reason, segment, threshold } = d
       r.decisions[reason][backend].inc()
       if (segment !== undefined) segmentOf(r, segment)[backend].inc()
-      // unkeyed requests count too: a client that sends no key (or a broken cookie) shows as drift
-      if (reason === 'percent' || reason === 'unkeyed') {
-        r.ratio[backend].inc()
-        countRatio(r, backend, r.share)
-      } else if (reason === 'region' && region !== undefined) {
-        // only configured regions decide with reason region: the label set is the config's
-        const share = r.regionShares[region]
-        if (share === undefined) return
+      // only a percentage can drift by chance: force, fixed-backend segments, affinity, rollback stay out
+      if (threshold < 0) return
+      const p = threshold / BUCKETS
+      if (reason === 'region') {
+        // only configured regions decide with reason region: the label set is the state's
+        const region = d.region
+        if (region === undefined) return
         let w = r.regions.get(region)
         if (w === undefined) { w = ratioWindow(); r.regions.set(region, w) }
-        countRatio(w, backend, share)
+        countRatio(w, backend, p, Date.now())
+        return
       }
+      // percent, a percent segment, and unkeyed (a client that sends no key, or a broken cookie, shows as drift)
+      r.ratio[backend].inc()
+      const s = r.sums
+      s.total++
+      if (backend === 'new') s.fresh++
+      s.expected += p
+      s.variance += p * (1 - p)
+      countRatio(r, backend, p, Date.now())
     },
     state (live, v) {
       for (const [name, s] of Object.entries(live)) {
         const series = metrics.rollout(name)
         series.share = s.percent / 100
-        const shares: Record<string, number> = {}
-        for (const [k, v] of Object.entries(s.regions ?? {})) shares[k.toLowerCase()] = v / 100
-        series.regionShares = shares
         percent.labels(name).set(s.percent)
-        expected.labels(name).set(s.percent / 100)
         rollback.labels(name).set(s.rollback ? 1 : 0)
         if (s.plan !== undefined) planStep.labels(name).set(s.plan === null ? 0 : s.plan.step + 1)
       }
       version.set(v)
     },
+    ratioSums (name) { return rollouts.get(name)?.sums },
     segments (rollout, names) {
       const r = metrics.rollout(rollout)
       for (const n of names) segmentOf(r, n)

@@ -125,12 +125,12 @@ export function createProxyHandler (plane: DataPlane) {
     if (url.charCodeAt(0) !== 47 /* / */) {
       const origin = originForm(url, raw.headers.host)
       if (origin === undefined) {
-        return refuse(plane, request, reply, new DUALTRACK_ERR_FOREIGN_TARGET(), undefined, { backend: router.defaultBackend, reason: 'default', bucket: -1 }, startedAt)
+        return refuse(plane, request, reply, new DUALTRACK_ERR_FOREIGN_TARGET(), undefined, { backend: router.defaultBackend, reason: 'default', bucket: -1, threshold: -1 }, startedAt)
       }
       raw.url = url = origin
     }
     const route = router.table.match(method, pathOf(url))
-    const decision: Decision = { backend: router.defaultBackend, reason: 'default', bucket: -1, segment: undefined }
+    const decision: Decision = { backend: router.defaultBackend, reason: 'default', bucket: -1, threshold: -1, segment: undefined }
     const te = raw.headers['transfer-encoding']
     const cl = raw.headers['content-length']
     const hasBody = te !== undefined || (cl !== undefined && cl !== '0')

@@ -16,6 +16,13 @@ export interface Decision {
   segment?: string | undefined
   /** with reason region: the region (lowercase), for the per-region sample-ratio check */
   region?: string | undefined
+  /**
+   * the bucket threshold the request was held to (new iff bucket < threshold), 0..10000: the
+   * rollout's, its region's or its percent segment's (for unkeyed, the one a key would have met);
+   * -1 when no percentage decided (rollback, affinity, force, a fixed-backend segment, default):
+   * the sample-ratio check counts exactly the requests with one
+   */
+  threshold: number
 }
 
 export type RollbackMode = 'hard' | 'drain'
@@ -84,6 +91,7 @@ export function applyLive (r: CompiledRollout, live: RolloutLive): void {
  */
 export function decideInto (out: Decision, r: CompiledRollout, req: RequestView, owner: BackendName | undefined): Decision {
   out.bucket = -1
+  out.threshold = -1
   out.segment = undefined
   // a reused decision forgets its last region (checked, not written: most decisions never have one)
   if (out.region !== undefined) out.region = undefined
@@ -120,10 +128,14 @@ function decideKeyed (out: Decision, r: CompiledRollout, key: string | undefined
       const b = bucketOf(r.salt, key)
       out.bucket = b
       out.segment = seg.name
+      out.threshold = seg.threshold
       return set(out, b >= 0 && b < seg.threshold ? 'new' : 'legacy', 'segment')
     }
+    // unkeyed in a percent segment: held against the share its key would have met
+    out.threshold = seg.threshold
+    return set(out, r.unkeyed, 'unkeyed')
   }
-  if (key === undefined) return set(out, r.unkeyed, 'unkeyed')
+  if (key === undefined) { out.threshold = r.threshold; return set(out, r.unkeyed, 'unkeyed') }
   const bucket = bucketOf(r.salt, key)
   out.bucket = bucket
   if (r.regionThresholds.size > 0 && region !== undefined) {
@@ -133,14 +145,16 @@ function decideKeyed (out: Decision, r: CompiledRollout, key: string | undefined
     const t = lower === undefined ? undefined : r.regionThresholds.get(lower)
     if (t !== undefined) {
       out.region = lower
+      out.threshold = t
       return set(out, bucket >= 0 && bucket < t ? 'new' : 'legacy', 'region')
     }
   }
+  out.threshold = r.threshold
   // bucket -1 (unhashable) is below every threshold only by accident: guard it explicitly
   return set(out, bucket >= 0 && bucket < r.threshold ? 'new' : 'legacy', 'percent')
 }
 
-export interface Explanation extends Decision {
+export interface Explanation extends Omit<Decision, 'threshold'> {
   /** every attribute of the rollout as read (null: absent) */
   readonly attributes: Record<string, string | null>
   /** why each segment matched or not, up to the first that matched */
@@ -151,14 +165,14 @@ function explained (out: Decision, r: CompiledRollout, values: readonly (string 
   const cs = r.segments
   const attributes: Record<string, string | null> = {}
   if (cs !== undefined) cs.attributes.forEach((n, i) => { attributes[n] = values[i] ?? null })
-  const d: Decision = { backend: out.backend, reason: out.reason, bucket: out.bucket }
+  const d: Omit<Decision, 'threshold'> = { backend: out.backend, reason: out.reason, bucket: out.bucket }
   if (out.segment !== undefined) d.segment = out.segment
   return cs === undefined ? { ...d, attributes } : { ...d, attributes, segments: traceSegments(cs, values) }
 }
 
 /** what a user with this key (and region, and attribute values by name) gets, as the admin API's explain shows it */
 export function explainKey (r: CompiledRollout, key: string, region?: string, attrs: Readonly<Record<string, string>> = {}): Explanation {
-  const out: Decision = { backend: 'legacy', reason: 'default', bucket: -1 }
+  const out: Decision = { backend: 'legacy', reason: 'default', bucket: -1, threshold: -1 }
   const values = r.segments === undefined ? [] : r.segments.attributes.map((n) => attrs[n] !== undefined && attrs[n] !== '' ? attrs[n] : undefined)
   if (r.rollback !== null) return explained(set(out, 'legacy', 'rollback'), r, values)
   const k = key.length > 0 ? key : undefined
@@ -168,12 +182,12 @@ export function explainKey (r: CompiledRollout, key: string, region?: string, at
 
 /** what this request gets (no affinity owner): the same code as the request path, with the attributes shown */
 export function explainRequest (r: CompiledRollout, req: RequestView): Explanation {
-  const out = decideInto({ backend: 'legacy', reason: 'default', bucket: -1 }, r, req, undefined)
+  const out = decideInto({ backend: 'legacy', reason: 'default', bucket: -1, threshold: -1 }, r, req, undefined)
   return explained(out, r, r.segments === undefined ? [] : readAttributes(r.segments, req))
 }
 
 export function decide (r: CompiledRollout, req: RequestView, owner?: BackendName): Decision {
-  return decideInto({ backend: 'legacy', reason: 'default', bucket: -1, segment: undefined }, r, req, owner)
+  return decideInto({ backend: 'legacy', reason: 'default', bucket: -1, threshold: -1, segment: undefined }, r, req, owner)
 }
 
 function set (out: Decision, backend: BackendName, reason: Reason): Decision {

@@ -41,9 +41,12 @@ export interface CompiledSegments {
   readonly list: readonly CompiledSegment[]
   readonly attributes: readonly string[]
   readonly readers: readonly KeyReader[]
-  // the attributes of the request in hand, read at most once each (the event loop is single-threaded)
+  // the attributes of the request in hand, read at most once each (the event loop is single-threaded):
+  // values[i] is this request's when read[i] is the request's number, `gen`, so that nothing is
+  // cleared per request
   readonly values: (string | undefined)[]
-  readonly read: Uint8Array
+  readonly read: Uint32Array
+  gen: number
 }
 
 /** an address matcher from CIDRs and addresses (the caller checked them at load) */
@@ -159,7 +162,7 @@ export function compileSegments (attributes: Readonly<Record<string, readonly st
     backend: s.backend,
     threshold: s.backend === undefined ? thresholdOf(s.percent ?? 0) : 0
   }))
-  return { list, attributes: names, readers, values: new Array<string | undefined>(names.length).fill(undefined), read: new Uint8Array(names.length) }
+  return { list, attributes: names, readers, values: new Array<string | undefined>(names.length).fill(undefined), read: new Uint32Array(names.length), gen: 0 }
 }
 
 /** set the percent segments' thresholds from the run-time state (a name it lacks keeps the YAML's) */
@@ -177,15 +180,16 @@ function scan (cs: CompiledSegments, req: RequestView | undefined): CompiledSegm
   const list = cs.list
   const values = cs.values
   const read = cs.read
+  const gen = cs.gen
   for (let s = 0; s < list.length; s++) {
     const conds = (list[s] as CompiledSegment).conditions
     let ok = true
     for (let c = 0; c < conds.length; c++) {
       const cond = conds[c] as CompiledCondition
       const i = cond.attr
-      if (read[i] === 0) {
+      if (read[i] !== gen) {
         values[i] = req === undefined ? undefined : (cs.readers[i] as KeyReader)(req)
-        read[i] = 1
+        read[i] = gen
       }
       const v = values[i]
       if (v === undefined || !cond.test(v)) { ok = false; break }
@@ -197,13 +201,20 @@ function scan (cs: CompiledSegments, req: RequestView | undefined): CompiledSegm
 
 /** the first segment whose conditions all hold for this request */
 export function matchSegment (cs: CompiledSegments, req: RequestView): CompiledSegment | undefined {
-  cs.read.fill(0)
+  nextRequest(cs)
   return scan(cs, req)
+}
+
+// a new request number; after 2^32 - 1 of them the marks start again from a cleared slate
+function nextRequest (cs: CompiledSegments): void {
+  if (cs.gen === 0xffff_ffff) { cs.read.fill(0); cs.gen = 0 }
+  cs.gen++
 }
 
 /** the first segment whose conditions all hold for these attribute values */
 export function matchValues (cs: CompiledSegments, values: readonly (string | undefined)[]): CompiledSegment | undefined {
-  for (let i = 0; i < cs.attributes.length; i++) { cs.values[i] = values[i]; cs.read[i] = 1 }
+  nextRequest(cs)
+  for (let i = 0; i < cs.attributes.length; i++) { cs.values[i] = values[i]; cs.read[i] = cs.gen }
   return scan(cs, undefined)
 }
 

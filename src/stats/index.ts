@@ -1,2 +1,2 @@
-export { createStats, type Stats } from './sampler.js'
+export { createStats, type Stats, type RatioTotals } from './sampler.js'
 export { StatsRing, SLOT_MS, DEFAULT_CAPACITY, parseWindow, sampleRatio, quantileMs, type Snapshot, type StatsView, type SampleRatio } from './ring.js'

@@ -22,13 +22,19 @@ export interface BackendCounts {
 export interface Snapshot {
   backends: Record<BackendName, BackendCounts>
   shadow: { match: number, mismatch: number, error: number }
-  rollouts: Record<string, { decided: number, onNew: number, ratioTotal: number, ratioNew: number, targetPercent: number }>
+  /**
+   * per rollout: decisions, and the sample-ratio check's requests (percent, percent segments,
+   * unkeyed) with the shares they were held to, summed (`ratioExpected`), and those shares'
+   * binomial variances, summed (`ratioVariance`)
+   */
+  rollouts: Record<string, { decided: number, onNew: number, ratioTotal: number, ratioNew: number, ratioExpected: number, ratioVariance: number, targetPercent: number }>
 }
 
 export interface SampleRatio {
-  /** requests decided by percent or unkeyed over the last minute */
+  /** requests decided by percent, a percent segment or unkeyed over the last minute */
   n: number
   observed: number | null
+  /** the mean of the shares those requests were held to (the target share while there are none) */
   expected: number
   /** chi-square goodness of fit, 1 degree of freedom; null without requests */
   pValue: number | null
@@ -50,7 +56,7 @@ export interface StatsView {
 const BACKENDS: readonly BackendName[] = ['legacy', 'new']
 const SRM_ALPHA = 0.001
 
-interface RolloutRing { decided: Float64Array, onNew: Float64Array, ratioTotal: Float64Array, ratioNew: Float64Array, target: Float64Array }
+interface RolloutRing { decided: Float64Array, onNew: Float64Array, ratioTotal: Float64Array, ratioNew: Float64Array, ratioExpected: Float64Array, ratioVariance: Float64Array, target: Float64Array }
 
 export class StatsRing {
   readonly capacity: number
@@ -81,7 +87,7 @@ export class StatsRing {
     let n = this.#slot.byteLength
     for (const b of BACKENDS) n += this.#req[b].byteLength + this.#err[b].byteLength + this.#hist[b].byteLength
     n += this.#shadow.match.byteLength + this.#shadow.mismatch.byteLength + this.#shadow.error.byteLength
-    for (const r of this.#rollouts.values()) n += r.decided.byteLength * 5
+    for (const r of this.#rollouts.values()) n += r.decided.byteLength * 7
     return n
   }
 
@@ -100,7 +106,7 @@ export class StatsRing {
       this.#shadow.mismatch[i] = 0
       this.#shadow.error[i] = 0
       for (const r of this.#rollouts.values()) {
-        r.decided[i] = 0; r.onNew[i] = 0; r.ratioTotal[i] = 0; r.ratioNew[i] = 0; r.target[i] = NaN
+        r.decided[i] = 0; r.onNew[i] = 0; r.ratioTotal[i] = 0; r.ratioNew[i] = 0; r.ratioExpected[i] = 0; r.ratioVariance[i] = 0; r.target[i] = NaN
       }
     }
     return i
@@ -110,7 +116,7 @@ export class StatsRing {
     let r = this.#rollouts.get(name)
     if (r === undefined && this.#rollouts.size < MAX_ROLLOUTS) {
       const f = () => new Float64Array(this.capacity)
-      r = { decided: f(), onNew: f(), ratioTotal: f(), ratioNew: f(), target: f().fill(NaN) }
+      r = { decided: f(), onNew: f(), ratioTotal: f(), ratioNew: f(), ratioExpected: f(), ratioVariance: f(), target: f().fill(NaN) }
       this.#rollouts.set(name, r)
     }
     return r
@@ -151,6 +157,9 @@ export class StatsRing {
         r.onNew[i] = (r.onNew[i] as number) + d(s.onNew, o?.onNew)
         r.ratioTotal[i] = (r.ratioTotal[i] as number) + d(s.ratioTotal, o?.ratioTotal)
         r.ratioNew[i] = (r.ratioNew[i] as number) + d(s.ratioNew, o?.ratioNew)
+        // a reset (d counts from zero) resets all four sums at once: they move together
+        r.ratioExpected[i] = (r.ratioExpected[i] as number) + (s.ratioTotal < (o?.ratioTotal ?? 0) ? s.ratioExpected : s.ratioExpected - (o?.ratioExpected ?? 0))
+        r.ratioVariance[i] = (r.ratioVariance[i] as number) + (s.ratioTotal < (o?.ratioTotal ?? 0) ? s.ratioVariance : s.ratioVariance - (o?.ratioVariance ?? 0))
       }
       r.target[i] = s.targetPercent
     }
@@ -186,16 +195,20 @@ export class StatsRing {
     for (const [name, r] of this.#rollouts) {
       let total = 0
       let fresh = 0
+      let expected = 0
+      let variance = 0
       for (const i of idx.slice(-ratioSlots)) {
         if (i === -1) continue
         total += r.ratioTotal[i] as number
         fresh += r.ratioNew[i] as number
+        expected += r.ratioExpected[i] as number
+        variance += r.ratioVariance[i] as number
       }
       const lastTarget = [...idx].reverse().map((i) => (i === -1 ? NaN : r.target[i] as number)).find((v) => !Number.isNaN(v))
       rollouts[name] = {
         share: idx.map((i) => (i === -1 || (r.decided[i] as number) === 0 ? null : round((r.onNew[i] as number) / (r.decided[i] as number)))),
         target: idx.map((i) => (i === -1 || Number.isNaN(r.target[i] as number) ? null : (r.target[i] as number) / 100)),
-        sampleRatio: sampleRatio(total, fresh, (lastTarget ?? 0) / 100)
+        sampleRatio: total === 0 ? sampleRatio(0, 0, (lastTarget ?? 0) / 100) : sampleRatio(total, fresh, expected / total, variance)
       }
     }
     return {
@@ -233,20 +246,23 @@ export function quantileMs (h: Float64Array, offset: number, bounds: readonly nu
   return null
 }
 
-/** chi-square test of an observed split against the target share (sample ratio mismatch) */
-export function sampleRatio (n: number, onNew: number, expected: number): SampleRatio {
+/**
+ * chi-square test of an observed split against the expected share (sample ratio mismatch):
+ * `expected` is the mean of the shares the n requests were held to, `variance` the sum of each
+ * one's p(1 - p) (n * expected * (1 - expected) when every request had the same share: Pearson's)
+ */
+export function sampleRatio (n: number, onNew: number, expected: number, variance = n * expected * (1 - expected)): SampleRatio {
   if (n === 0) return { n, observed: null, expected, pValue: null, ok: null }
   const observed = onNew / n
-  // a 0% or 100% target cannot drift by chance: any request on the other side is a mismatch
-  if (expected <= 0 || expected >= 1) {
-    const off = expected <= 0 ? onNew : n - onNew
-    return { n, observed: round(observed), expected, pValue: off === 0 ? 1 : 0, ok: off === 0 }
+  const shown = round(expected)
+  const d = onNew - n * expected
+  // every share 0% or 100% (float sums of 0s and 1s): nothing drifts by chance, any request off is a mismatch
+  if (!(variance > 1e-9)) {
+    const ok = Math.abs(d) < 0.5
+    return { n, observed: round(observed), expected: shown, pValue: ok ? 1 : 0, ok }
   }
-  const eNew = n * expected
-  const eOld = n * (1 - expected)
-  const chi = (onNew - eNew) ** 2 / eNew + ((n - onNew) - eOld) ** 2 / eOld
-  const p = erfc(Math.sqrt(chi / 2))
-  return { n, observed: round(observed), expected, pValue: Number(p.toPrecision(4)), ok: p >= SRM_ALPHA }
+  const p = erfc(Math.sqrt(d * d / variance / 2))
+  return { n, observed: round(observed), expected: shown, pValue: Number(p.toPrecision(4)), ok: p >= SRM_ALPHA }
 }
 
 // complementary error function (Numerical Recipes' erfcc, relative error < 1.2e-7)

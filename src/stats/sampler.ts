@@ -16,16 +16,23 @@ export interface Stats {
   stop (): void
 }
 
-export function createStats (registry: Registry, bounds: readonly number[], opts: { rollouts?: () => Iterable<string>, capacity?: number } = {}): Stats {
+/** a rollout's sample-ratio sums since start (the metrics keep them as plain numbers) */
+export interface RatioTotals { readonly total: number, readonly fresh: number, readonly expected: number, readonly variance: number }
+
+/**
+ * `ratio`: a rollout's sample-ratio sums; the shares each request was held to are not in any
+ * Prometheus series, so the metrics hand them over directly
+ */
+export function createStats (registry: Registry, bounds: readonly number[], opts: { rollouts?: () => Iterable<string>, capacity?: number, ratio?: (rollout: string) => RatioTotals | undefined } = {}): Stats {
   const ring = new StatsRing(bounds, opts.capacity)
   const read = async (name: string): Promise<Value[]> => {
     const m = registry.getSingleMetric(name) as unknown as Reader | undefined
     return m === undefined ? [] : (await m.get()).values
   }
   const snapshot = async (): Promise<Snapshot> => {
-    const [requests, duration, decisions, ratio, percent, shadow] = await Promise.all([
+    const [requests, duration, decisions, percent, shadow] = await Promise.all([
       read('dualtrack_requests_total'), read('dualtrack_request_duration_seconds'), read('dualtrack_routing_decisions_total'),
-      read('dualtrack_sample_ratio_total'), read('dualtrack_rollout_percent'), read('dualtrack_shadow_total')
+      read('dualtrack_rollout_percent'), read('dualtrack_shadow_total')
     ])
     const mk = () => ({ requests: 0, errors: 0, buckets: new Array<number>(bounds.length + 1).fill(0) })
     const backends = { legacy: mk(), new: mk() }
@@ -52,7 +59,7 @@ export function createStats (registry: Registry, bounds: readonly number[], opts
     const of = (name: unknown) => {
       const n = String(name)
       if (known !== undefined && !known.has(n)) return undefined
-      return (rollouts[n] ??= { decided: 0, onNew: 0, ratioTotal: 0, ratioNew: 0, targetPercent: 0 })
+      return (rollouts[n] ??= { decided: 0, onNew: 0, ratioTotal: 0, ratioNew: 0, ratioExpected: 0, ratioVariance: 0, targetPercent: 0 })
     }
     for (const v of percent) { const r = of(v.labels.rollout); if (r) r.targetPercent = v.value }
     for (const v of decisions) {
@@ -61,11 +68,13 @@ export function createStats (registry: Registry, bounds: readonly number[], opts
       r.decided += v.value
       if (v.labels.backend === 'new') r.onNew += v.value
     }
-    for (const v of ratio) {
-      const r = of(v.labels.rollout)
-      if (r === undefined) continue
-      r.ratioTotal += v.value
-      if (v.labels.backend === 'new') r.ratioNew += v.value
+    for (const [name, r] of Object.entries(rollouts)) {
+      const sums = opts.ratio?.(name)
+      if (sums === undefined) continue
+      r.ratioTotal = sums.total
+      r.ratioNew = sums.fresh
+      r.ratioExpected = sums.expected
+      r.ratioVariance = sums.variance
     }
     const sh = { match: 0, mismatch: 0, error: 0 }
     for (const v of shadow) {

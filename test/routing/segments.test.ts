@@ -126,7 +126,7 @@ t.test('attribute sources: header, cookie, query, jwt, client-ip', async (t) => 
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-tier': 'staff', 'x-app-version': '4.9.9' })), { reason: 'percent' }, 'every condition must hold')
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-tier': 'staff' })), { reason: 'percent' }, 'a missing appVersion fails its inverted condition too')
   const b = bucketOf(encodeSalt('s1'), 'u1')
-  t.same(decide(r, req({ authorization: jwt({ sub: 'u1', reg_at: 1_795_000_000 }) })), { backend: b < 3000 ? 'new' : 'legacy', reason: 'segment', bucket: b, segment: 'new-signups' }, 'jwt claim as epoch seconds')
+  t.same(decide(r, req({ authorization: jwt({ sub: 'u1', reg_at: 1_795_000_000 }) })), { backend: b < 3000 ? 'new' : 'legacy', reason: 'segment', bucket: b, segment: 'new-signups', threshold: 3000 }, 'jwt claim as epoch seconds (held to the segment\'s threshold)')
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-registered-at': NEW_SIGNUP })), { reason: 'segment', segment: 'new-signups' }, 'second source')
   t.match(decide(r, req({ 'x-user-id': 'u1' }, '/', '203.0.113.9')), { backend: 'new', reason: 'segment', segment: 'office' }, 'peer address')
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-forwarded-for': '203.0.113.9' }, '/', '198.51.100.1')), { reason: 'percent' }, 'x-forwarded-for from an untrusted peer is ignored')
@@ -137,11 +137,14 @@ t.test('attribute sources: header, cookie, query, jwt, client-ip', async (t) => 
 
 t.test('precedence: force beats segment, segment beats region; backend segments need no key', async (t) => {
   const r = compileRollout('checkout', rollout)
-  t.match(decide(r, req({ 'x-user-id': 'vip-42', 'x-user-tier': 'staff', 'x-app-version': '6.0.0' })), { backend: 'legacy', reason: 'force', segment: undefined })
-  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong', 'x-app-version': '2.0.0' })), { backend: 'legacy', reason: 'segment', segment: 'old-apps' }, 'segment beats a 100% region')
-  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong' })), { backend: 'new', reason: 'region' }, 'no segment: region')
-  t.match(decide(r, req({ 'x-user-tier': 'qa', 'x-app-version': '5.0.0' })), { backend: 'new', reason: 'segment', bucket: -1 }, 'a backend segment with no cohort key')
-  t.match(decide(r, req({ 'x-user-registered-at': NEW_SIGNUP })), { backend: 'legacy', reason: 'unkeyed' }, 'a percent segment with no cohort key is unkeyed')
+  // threshold: what the sample-ratio check holds the request to; -1 keeps it out of the check
+  t.match(decide(r, req({ 'x-user-id': 'vip-42', 'x-user-tier': 'staff', 'x-app-version': '6.0.0' })), { backend: 'legacy', reason: 'force', segment: undefined, threshold: -1 })
+  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong', 'x-app-version': '2.0.0' })), { backend: 'legacy', reason: 'segment', segment: 'old-apps', threshold: -1 }, 'segment beats a 100% region; a fixed backend is outside the check')
+  t.match(decide(r, req({ 'x-user-id': 'u9', 'x-region': 'guangdong' })), { backend: 'new', reason: 'region', threshold: 10_000 }, 'no segment: region')
+  t.match(decide(r, req({ 'x-user-tier': 'qa', 'x-app-version': '5.0.0' })), { backend: 'new', reason: 'segment', bucket: -1, threshold: -1 }, 'a backend segment with no cohort key')
+  t.match(decide(r, req({ 'x-user-registered-at': NEW_SIGNUP })), { backend: 'legacy', reason: 'unkeyed', threshold: 3000 }, 'a percent segment with no cohort key is unkeyed, held to the segment\'s share')
+  t.match(decide(r, req({})), { backend: 'legacy', reason: 'unkeyed', threshold: 0 }, 'unkeyed outside every segment: the rollout\'s share')
+  t.match(decide(r, req({ 'x-user-id': 'u9' })), { reason: 'percent', threshold: 0 })
   t.match(decide(r, req({ 'x-user-id': 'u1', 'x-user-tier': 'qa', 'x-app-version': '5.0.0' }), 'legacy'), { backend: 'legacy', reason: 'affinity' }, 'affinity beats segment')
   const rolled = compileRollout('checkout', rollout, { percent: 0, regions: {}, rollback: 'hard' })
   t.match(decide(rolled, req({ 'x-user-tier': 'qa', 'x-app-version': '5.0.0' })), { backend: 'legacy', reason: 'rollback' }, 'rollback beats segment')
@@ -197,7 +200,7 @@ rollouts:
 `, 'inline.yaml', {})
   const r = compileRollout('c', plain.rollouts.c as NonNullable<typeof plain.rollouts.c>)
   t.equal(r.segments, undefined)
-  t.same(Object.keys(decide(r, req({ 'x-user-id': 'u1' }))).sort(), ['backend', 'bucket', 'reason', 'segment'])
+  t.same(Object.keys(decide(r, req({ 'x-user-id': 'u1' }))).sort(), ['backend', 'bucket', 'reason', 'segment', 'threshold'])
 })
 
 t.test('the plain-semver fast path agrees with semver', async (t) => {
@@ -217,4 +220,63 @@ t.test('the plain-semver fast path agrees with semver', async (t) => {
     }
   }
   t.ok(fast >= 40, `${fast} comparisons took the fast path`)
+})
+
+t.test('the date fast path agrees with Date.parse', async (t) => {
+  const { parseDate } = await import('../../src/config/index.js')
+  // the reference: the regular expressions and Date.parse alone, as parseDate read every date before
+  const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/
+  const ISO_ZONED = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i
+  const ISO_LOCAL = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?$/i
+  const reference = (v: string): number | undefined => {
+    const s = v.trim()
+    if (/^\d{1,12}$/.test(s)) return Number(s) * 1000
+    const p = ISO_DATE.test(s) || ISO_ZONED.test(s) ? Date.parse(s) : ISO_LOCAL.test(s) ? Date.parse(s + 'Z') : NaN
+    return Number.isNaN(p) ? undefined : p
+  }
+  const pad = (n: number, w: number) => String(n).padStart(w, '0')
+  const corpus = [
+    '', '0', '1795000000', '123456789012', '1234567890123', ' 1795000000 ', '2026-11-01', '2026-11-01T00:00:00Z', '2026-11-01T08:00:00+08:00',
+    '2026-11-01T08:00:00-05:30', '2026-11-01T08:00:00.123Z', '2026-11-01T08:00:00.1Z', '2026-11-01T08:00:00.123456789Z', '2026-11-01t08:00:00z',
+    '2026-11-01 08:00:00Z', '2026-11-01T08:00Z', '2026-11-01T08:00:00', '2026-11-01T08:00:00+0800', '2026-02-29T00:00:00Z', '2026-02-30T00:00:00Z',
+    '2026-02-31', '2026-04-31T00:00:00Z', '2026-01-32', '2026-13-01', '2026-00-10', '2026-01-01T24:00:00Z', '2026-01-01T23:59:60Z', '2026-01-01T23:60:00Z',
+    '0000-01-01', '0099-12-31T00:00:00Z', '0100-01-01', '1969-12-31T23:59:59Z', '9999-12-31T23:59:59.999Z', '2026-11-01T08:00:00+24:00', '2026-11-01T08:00:00+23:59',
+    '2026-11-01T08:00:00-00:00', '2026-11-01X08:00:00Z', '2026/11/01', '20261101', '2026-1-01', '+02026-11-01', '-2026-11-01', 'not a date', '2026-11-01T08:00:00ZZ',
+    '2026-11-01T08:00:00.12aZ', '2026-11-01T0a:00:00Z', '2026-11-01T08:00:00+08:0a', '２０２６-11-01'
+  ]
+  // every month and day (including impossible ones), hours and offsets around their bounds
+  for (let m = 0; m <= 13; m++) for (const d of [0, 1, 28, 29, 30, 31, 32]) corpus.push(`2024-${pad(m, 2)}-${pad(d, 2)}`, `2026-${pad(m, 2)}-${pad(d, 2)}T12:34:56Z`)
+  for (const h of [0, 9, 23, 24]) for (const off of ['Z', '+00:00', '+14:00', '-12:00', '.999Z', '.000Z']) corpus.push(`2026-06-15T${pad(h, 2)}:59:59${off}`)
+  // the calendar arithmetic, century and leap rules included, on every day of years around them
+  let days = 0
+  for (const y of [100, 101, 399, 400, 1582, 1600, 1899, 1900, 1970, 2000, 2024, 2025, 2100, 2400, 9999]) {
+    for (let m = 1; m <= 12; m++) {
+      for (let d = 1; d <= 31; d++) {
+        for (const v of [`${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}`, `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}T${pad(d % 24, 2)}:${pad(d, 2)}:${pad(59 - d, 2)}.${pad(d * 31, 3)}Z`]) {
+          if (parseDate(v) !== reference(v)) { t.fail(`${v}: ${parseDate(v)} != ${reference(v)}`); return }
+          days++
+        }
+      }
+    }
+  }
+  t.pass(`${days} days and date-times agree`)
+  let fast = 0
+  for (const v of corpus) {
+    t.equal(parseDate(v), reference(v), JSON.stringify(v))
+    if (reference(v) !== undefined) fast++
+  }
+  t.ok(fast > 100, `${fast} dates that parse`)
+})
+
+t.test('attributes read for one request are never taken for the next, across the request counter\'s wrap', async (t) => {
+  const r = compileRollout('checkout', rollout)
+  const cs = r.segments
+  if (cs === undefined) throw new Error('no segments')
+  cs.gen = 0xffff_fffe
+  const staff = { 'x-user-id': 'u1', 'x-user-tier': 'staff', 'x-app-version': '5.1.0' }
+  const plain = { 'x-user-id': 'u1' }
+  for (const [headers, segment] of [[staff, 'staff'], [plain, undefined], [staff, 'staff'], [plain, undefined]] as const) {
+    t.equal(decide(r, req(headers)).segment, segment, `request number ${cs.gen}`)
+  }
+  t.equal(cs.gen, 3, 'the counter started again')
 })

@@ -11,6 +11,7 @@ import { waitFor } from '../helpers/wait.js'
 
 const T0 = Date.UTC(2026, 10, 30, 3, 0, 0)
 const snap = (legacy: number, fresh: number, opts: { errors?: number, slow?: number, onNew?: number, target?: number, match?: number } = {}): Snapshot => {
+  const share = (opts.target ?? 25) / 100
   const buckets = (n: number, slow: number) => { const b = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0); b[1] = n - slow; b[7] = slow; return b }
   return {
     backends: {
@@ -18,7 +19,7 @@ const snap = (legacy: number, fresh: number, opts: { errors?: number, slow?: num
       new: { requests: fresh, errors: opts.errors ?? 0, buckets: buckets(fresh, opts.slow ?? 0) }
     },
     shadow: { match: opts.match ?? 0, mismatch: 0, error: 0 },
-    rollouts: { checkout: { decided: legacy + fresh, onNew: opts.onNew ?? fresh, ratioTotal: legacy + fresh, ratioNew: opts.onNew ?? fresh, targetPercent: opts.target ?? 25 } }
+    rollouts: { checkout: { decided: legacy + fresh, onNew: opts.onNew ?? fresh, ratioTotal: legacy + fresh, ratioNew: opts.onNew ?? fresh, ratioExpected: (legacy + fresh) * share, ratioVariance: (legacy + fresh) * share * (1 - share), targetPercent: opts.target ?? 25 } }
   }
 }
 
@@ -76,6 +77,28 @@ t.test('the sample-ratio check', async (t) => {
   t.ok((off.pValue as number) < 1e-6)
   t.match(sampleRatio(100, 1, 0), { ok: false, pValue: 0 })
   t.match(sampleRatio(100, 100, 1), { ok: true, pValue: 1 })
+  // a mix: 500 requests at 10% and 500 in a 50% segment, each with its own variance
+  const variance = 500 * 0.09 + 500 * 0.25
+  t.match(sampleRatio(1000, 310, 0.3, variance), { n: 1000, observed: 0.31, expected: 0.3, ok: true })
+  t.match(sampleRatio(1000, 360, 0.3, variance), { ok: false }, '60 over, 3.7 standard deviations of the mix')
+  t.match(sampleRatio(1000, 495, 0.5, 0), { ok: false, pValue: 0 }, 'shares of 0 and 1 only: any request off is a mismatch')
+  t.match(sampleRatio(1000, 500, 0.5, 0), { ok: true, pValue: 1 })
+})
+
+t.test('the ring sums the shares the requests were held to', async (t) => {
+  const ring = new StatsRing(LATENCY_BUCKETS, 180)
+  const at = (total: number, fresh: number, expected: number, variance: number): Snapshot => ({
+    ...snap(0, 0),
+    rollouts: { checkout: { decided: total, onNew: fresh, ratioTotal: total, ratioNew: fresh, ratioExpected: expected, ratioVariance: variance, targetPercent: 10 } }
+  })
+  ring.record(T0, at(0, 0, 0, 0))
+  ring.record(T0 + SLOT_MS, at(1000, 300, 300, 500 * 0.09 + 500 * 0.25))
+  t.match(ring.view(T0 + SLOT_MS, 60_000, '1m').rollouts.checkout?.sampleRatio, { n: 1000, observed: 0.3, expected: 0.3, pValue: 1, ok: true }, 'the mix, not the rollout\'s 10%')
+  ring.record(T0 + 2 * SLOT_MS, at(1100, 400, 310, 500 * 0.09 + 500 * 0.25 + 100 * 0.09))
+  t.match(ring.view(T0 + 2 * SLOT_MS, 60_000, '1m').rollouts.checkout?.sampleRatio, { n: 1100, ok: false }, '100 more at 10%, all on new')
+  // a reset registry: the sums start again from zero with the counts
+  ring.record(T0 + 3 * SLOT_MS, at(10, 1, 1, 0.9))
+  t.match(ring.view(T0 + 3 * SLOT_MS, 5000, '5s').rollouts.checkout?.sampleRatio, { n: 10, expected: 0.1 })
 })
 
 t.test('windows', async (t) => {
@@ -90,14 +113,14 @@ t.test('windows', async (t) => {
 
 t.test('the sampler reads prom-client counters', async (t) => {
   const m = createMetrics({ defaultMetrics: false })
-  const stats = createStats(m.registry, LATENCY_BUCKETS, { rollouts: () => ['checkout'] })
+  const stats = createStats(m.registry, LATENCY_BUCKETS, { rollouts: () => ['checkout'], ratio: (name) => m.ratioSums(name) })
   await stats.sample(T0)
   const route = m.route('orders')
   const r = m.rollout('checkout')
   m.state({ checkout: { percent: 10, rollback: null } }, 1)
   for (let i = 0; i < 40; i++) {
     m.request(route, i % 4 === 0 ? 'new' : 'legacy', 'GET', i === 0 ? 503 : 200, 0.02, undefined)
-    m.decision(r, i % 4 === 0 ? 'new' : 'legacy', 'percent')
+    m.decision(r, { backend: i % 4 === 0 ? 'new' : 'legacy', reason: 'percent', threshold: 1000 })
   }
   m.shadow.total.labels('orders', 'mismatch').inc(5)
   await stats.sample(T0 + SLOT_MS)
