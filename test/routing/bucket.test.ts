@@ -18,30 +18,8 @@ t.test('golden vectors over UTF-8 bytes', async (t) => {
   t.equal(bucketOf(encodeSalt('checkout-2026'), 'u1'), 907674910 % BUCKETS)
 })
 
-t.test('the hash written out agrees with the murmurhash3js-revisited package on every length and alphabet', async (t) => {
-  // a seeded generator: the same keys on every run
-  let x = 0x9e3779b9
-  const rnd = (n: number) => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) % n }
-  const alphabets = ['abcdefghijklmnopqrstuvwxyz0123456789-_', 'äöüßéèñç', '用户订单支付', '😀🛒', '\ud800\udfff\u0000\u007f\u0080\u07ff\u0800\uffff']
-  let checked = 0
-  for (const salt of ['', 's', 'checkout-2026', 'bench', 'a-salt-of-17-byte']) {
-    const prefix = encodeSalt(salt)
-    for (let i = 0; i < 4000; i++) {
-      const chars = Array.from(alphabets[rnd(alphabets.length)] as string)
-      const len = i < 600 ? i : rnd(40)
-      let key = ''
-      for (let k = 0; k < len; k++) key += chars[rnd(chars.length)]
-      const want = key.length * 3 + prefix.length > 4096 ? -1 : murmur.x86.hash32(Buffer.from(salt + ':' + key, 'utf8'), 0)
-      if (hash32(prefix, key) !== want) { t.fail(`salt ${JSON.stringify(salt)}, key ${JSON.stringify(key)}: ${hash32(prefix, key)} != ${want}`); return }
-      checked++
-    }
-  }
-  t.pass(`${checked} keys hash alike, lengths 0 to 600 characters`)
-})
-
-t.test('a key that cannot be hashed is never routed', async (t) => {
-  // the package answers undefined for a string: the reason the gateway hashes bytes it wrote itself
-  t.equal(murmur.x86.hash32('gr1:123' as unknown as number[], 0), undefined)
+t.test('the package answers undefined for a string: never routed', async (t) => {
+  t.equal(murmur.x86.hash32('gr1:123' as unknown as number[], 0), undefined, 'the trap the guard exists for')
   // a key too long to hash is refused with -1, which routes nobody to new
   t.equal(hash32(encodeSalt('s'), 'x'.repeat(5000)), -1)
   t.equal(bucketOf(encodeSalt('s'), 'x'.repeat(5000)), -1)
