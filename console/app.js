@@ -92,6 +92,12 @@ function Chart ({ testid, title, t, series, yFormat, yFloor = 1 }) {
   </div>`
 }
 
+// whose traffic the charts show: the fleet's through Redis, or this replica's (and why, when the fleet is out of reach)
+function scopeText (stats) {
+  if (stats.scope === 'fleet') return `fleet: ${stats.replicas} replica${stats.replicas === 1 ? '' : 's'}`
+  return stats.fleet ? `this replica only, fleet ${stats.fleet}` : 'this replica'
+}
+
 function Charts ({ stats, state }) {
   if (!stats) return html`<section><h2>Last 15 minutes</h2><p class="dim">waiting for /admin/stats…</p></section>`
   const t = stats.t
@@ -105,7 +111,7 @@ function Charts ({ stats, state }) {
     share.push({ label: `${n} target`, color: COLORS.target, dash: [6, 4], values: r.target })
   }
   return html`<section>
-    <h2>Last 15 minutes <span class="dim">(5 s slots, this replica)</span></h2>
+    <h2>Last 15 minutes <span class="dim" data-testid="stats-scope">(5 s slots, ${scopeText(stats)})</span></h2>
     <div class="charts">
       <${Chart} testid="chart-requests" title="requests/s" t=${t} yFormat=${(v) => num(v, 1)}
         series=${[{ label: 'legacy', color: COLORS.legacy, values: b.legacy.rps }, { label: 'new', color: COLORS.new, values: b.new.rps }]} />

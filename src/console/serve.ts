@@ -83,7 +83,7 @@ export function registerConsole (admin: FastifyInstance, deps: ConsoleDeps): voi
   })
   admin.get<{ Querystring: { window?: string } }>('/admin/stats', async (req, reply) => {
     if (deps.auth().check(req.headers.authorization) === undefined) return unauthorized(reply)
-    const view = deps.stats.view(req.query.window)
+    const view = await deps.stats.fleetView(req.query.window)
     if (view === undefined) {
       const e = new DUALTRACK_ERR_BAD_REQUEST(`query.window: ${req.query.window} is not a window from 5s to ${deps.stats.ring.capacity * 5 / 60}m (for example 15m)`)
       return reply.code(400).send({ error: e.code, message: e.message, field: 'window' })
