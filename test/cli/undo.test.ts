@@ -1,7 +1,7 @@
 // `dualtrack undo` on segment and plan changes, through the real CLI against a real gateway:
 // segment percents come back from the audit's "before"; a plan step is undone by pausing the plan
 // and putting the percent back; a change with no inverse is refused, naming why, and changes nothing
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { request, Agent } from 'undici'
@@ -26,7 +26,7 @@ const PLAN = `    guard: { window: 2s, minRequests: 20, maxErrorRateDelta: 0.5, 
     plan: { steps: [50, 75, 100], hold: 4s }
 `
 
-async function gateway (t: Parameters<Parameters<typeof t.test>[1]>[0], rollout: string): Promise<TestGateway> {
+async function gateway (t: Test, rollout: string): Promise<TestGateway> {
   const legacy = await startBackend('legacy', t)
   const fresh = await startBackend('new', t)
   const dir = mkdtempSync(`${tmpdir()}/dualtrack-undo-`)
