@@ -111,9 +111,15 @@ export function createStats (registry: Registry, bounds: readonly number[], opts
       const slots = Array.from({ length: n }, (_, k) => last - n + 1 + k)
       const got = await fleet.read(slots)
       if (typeof got === 'string') return ring.view(now, ms, label, { scope: 'local', fleet: `unavailable: ${got}` })
-      // a ring the size of the window, filled from the fleet's hashes; targets are the shared state's, as this replica saw it
+      // a ring the size of the window, filled from the fleet's hashes; targets are the shared state's,
+      // as this replica saw it, carried forward into slots it has not sampled yet (the current one)
       const sum = new StatsRing(bounds, n)
-      for (const [slot, delta] of got.slots) sum.put(slot, delta, ring.targets(slot))
+      let carry: Record<string, number> = {}
+      for (const [slot, delta] of got.slots) {
+        const seen = ring.targets(slot)
+        if (Object.keys(seen).length > 0) carry = seen
+        sum.put(slot, delta, carry)
+      }
       return sum.view(now, ms, label, { scope: 'fleet', replicas: got.replicas })
     },
     start () {

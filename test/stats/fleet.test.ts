@@ -1,7 +1,7 @@
 // /admin/stats with the Redis store: two gateway processes on one real redis-server, traffic
 // through both; either replica's /admin/stats answers the sum (scope fleet, 2 replicas). Redis
 // killed: the same call answers this replica's own series and says why, never an error
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request, Agent } from 'undici'
@@ -66,7 +66,8 @@ t.test('a slot\'s counts go to Redis fields and come back whole', async (t) => {
 })
 
 t.test('two replicas: either one\'s /admin/stats shows the fleet; Redis down: its own, saying why', async (t) => {
-  const redis = await startRedis(t)
+  // persisted: the fleet's slots outlive the restart below, as they would on a real Redis with an AOF
+  const redis = await startRedis(t, { persist: true })
   const legacy = await startBackend('legacy', t)
   const fresh = await startBackend('new', t)
   const dir = tempDir()
@@ -92,14 +93,14 @@ t.test('two replicas: either one\'s /admin/stats shows the fleet; Redis down: it
   // a different count through each replica, so that neither alone can make the sum
   const agent = new Agent({ connections: 4 })
   t.teardown(() => agent.close())
-  const send = async (g: GatewayProcess, n: number) => {
+  const send = async (tt: Test, g: GatewayProcess, n: number) => {
     for (let i = 0; i < n; i++) {
       const r = await request(`${g.url}/api/orders`, { headers: { 'x-user-id': `u${i}` }, dispatcher: agent })
       await r.body.dump()
-      t.equal(r.statusCode, 200)
+      tt.equal(r.statusCode, 200)
     }
   }
-  await Promise.all([send(a, 30), send(b, 17)])
+  await Promise.all([send(t, a, 30), send(t, b, 17)])
 
   await t.test('the sum on either replica', async (t) => {
     for (const g of [a, b]) {
@@ -125,6 +126,20 @@ t.test('two replicas: either one\'s /admin/stats shows the fleet; Redis down: it
       t.match(s.fleet, /^unavailable: /, `says why: ${s.fleet}`)
       t.equal(s.replicas, undefined)
       t.equal(total(s), own, 'this replica\'s own requests only')
+    }
+  })
+
+  await t.test('slots counted while Redis was down reach the fleet once it is back', async (t) => {
+    await send(t, a, 6)
+    // the outage's requests are in a's own series at once, and nowhere else yet
+    await waitFor(async () => total(await statsOf(a)) === 36, { what: 'a\'s 6 new requests in its own series', timeoutMs: 30_000 })
+    await redis.start()
+    for (const g of [a, b]) {
+      const s = await waitFor(async () => {
+        const v = await statsOf(g)
+        return v.scope === 'fleet' && total(v) === 53 ? v : undefined
+      }, { what: '53 requests (47 + 6 sent during the outage) in the fleet\'s series', timeoutMs: 60_000 })
+      t.equal(s.replicas, 2)
     }
   })
 })
