@@ -5,7 +5,7 @@ import {
   createClient, renderAudit, renderExplain, renderGuard, renderMismatches, renderPlans, renderState, renderTraffic, CallError, UsageError, EXIT,
   type AuditEntry, type Client, type ExplainView, type GuardBody, type GuardView, type MismatchSample, type ShadowSummary, type StateView, type StatsView
 } from './admin-client.js'
-import { undoOf } from './undo.js'
+import { loadUndo } from './undo.js'
 
 interface Common { admin?: string, json?: boolean, rollout?: string }
 type Out = { write (s: string): unknown }
@@ -309,7 +309,7 @@ export function addAdminCommands (program: Command, io: Io, done: (code: Result)
       const e = entries.find((x) => x.rollout === name)
       if (e === undefined) throw new CallError(`no change of ${name} in the audit`, undefined, undefined)
       const reason = opts.reason ?? `undo ${e.action} by ${e.actor} at ${e.at}`
-      const plan = undoOf(name, e, state.rollouts[name], reason)
+      const plan = (await loadUndo())(name, e, state.rollouts[name], reason)
       if ('refused' in plan) throw new CallError(`cannot undo the last change of ${name}: ${plan.refused}`, undefined, undefined)
       let s: StateView | undefined
       // in order: a plan is paused before the percent it set is put back

@@ -1,69 +1,17 @@
-// `dualtrack undo`: the admin calls that revert a rollout's last change, worked out from its audit
-// entry's `before` (pure: the command makes the calls, so roles, validation and audit stay the API's).
-// Where a change has no inverse the API can make, the answer says why instead of guessing
+// `dualtrack undo` works out its calls with the console's own console/undo.js (one code for the
+// CLI and the console's Undo button, so both undo the same way); this file only types and loads it
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { AuditEntry, RolloutView } from './admin-client.js'
 
 export interface UndoCall { readonly method: 'PUT' | 'POST', readonly path: string, readonly body: Readonly<Record<string, unknown>> }
 export type UndoPlan = { readonly calls: readonly UndoCall[], readonly note?: string } | { readonly refused: string }
+export type UndoOf = (name: string, e: AuditEntry, r: RolloutView | undefined, reason: string) => UndoPlan
 
-const isMap = (v: unknown): v is Record<string, number> => v !== null && typeof v === 'object' && !Array.isArray(v)
+/** console/ at the package root (src/cli and dist/cli are two deep) */
+const UNDO_JS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'console', 'undo.js')
 
-export function undoOf (name: string, e: AuditEntry, r: RolloutView | undefined, reason: string): UndoPlan {
-  const path = `/admin/rollouts/${encodeURIComponent(name)}`
-  const plan = (action: 'pause' | 'resume'): UndoCall => ({ method: 'POST', path: `${path}/plan/${action}`, body: {} })
-  const step = r?.plan ? `step ${r.plan.step + 1}${r.plan.steps ? `/${r.plan.steps.length}` : ''}` : 'its step'
-  switch (e.action) {
-    case 'set-percent': {
-      if (typeof e.before !== 'number') break
-      const put: UndoCall = { method: 'PUT', path, body: { percent: e.before, reason } }
-      if (e.source !== 'plan') return { calls: [put] }
-      // a plan step (its start or an advance): put back alone, a moving plan would move it again
-      // after the next hold; paused first, it stays where undo puts it until someone resumes the plan
-      if (r?.plan == null || r.plan.paused || r.plan.state === 'done' || r.plan.state === 'stopped') return { calls: [put] }
-      return {
-        calls: [plan('pause'), put],
-        note: `the plan is paused at ${step} with ${e.before}%; \`dualtrack plan resume ${name}\` goes on from there (a fresh hold, then the next step)`
-      }
-    }
-    case 'set-regions': {
-      if (!isMap(e.before)) break
-      const after = isMap(e.after) ? e.after : {}
-      const regions: Record<string, number | null> = { ...e.before }
-      for (const k of Object.keys(after)) if (!(k in e.before)) regions[k] = null
-      return { calls: [{ method: 'PUT', path, body: { regions, reason } }] }
-    }
-    case 'set-segments': {
-      const before = e.before
-      if (!isMap(before)) break
-      const after = isMap(e.after) ? e.after : {}
-      // a segment absent before has no previous percent to restore (and the API cannot unset one)
-      const added = Object.keys(after).filter((k) => !(k in before))
-      if (added.length > 0) return { refused: `segment ${added.join(', ')} had no percent before this change (it came with the YAML): set it with \`dualtrack set ${name} PERCENT --segment ${added[0]}\`` }
-      const segments: Record<string, number> = {}
-      for (const [k, v] of Object.entries(before)) if (after[k] !== v) segments[k] = v
-      if (Object.keys(segments).length === 0) return { refused: `${e.action} by ${e.actor} at ${e.at} changed no segment percent: nothing to restore` }
-      return { calls: [{ method: 'PUT', path, body: { segments, reason } }] }
-    }
-    case 'rollback':
-      if (e.before === null) return { calls: [{ method: 'POST', path: '/admin/resume', body: { rollout: name, reason } }] }
-      if (isMap(e.before)) return { calls: [{ method: 'POST', path: '/admin/rollback', body: { rollout: name, mode: (e.before as { mode?: unknown }).mode, reason } }] }
-      break
-    case 'resume':
-      if (isMap(e.before)) return { calls: [{ method: 'POST', path: '/admin/rollback', body: { rollout: name, mode: (e.before as { mode?: unknown }).mode, reason } }] }
-      break
-    case 'plan-start':
-      // no API removes a plan, and the guard starts a plan the YAML names again: pausing is the inverse there is
-      if (r?.plan == null) return { refused: `${name} has no plan in force any more: nothing to undo` }
-      if (r.plan.paused) return { refused: `the plan of ${name} is already paused at ${step}: a started plan cannot be unstarted while the YAML names it (the guard would start it again); remove rollouts.${name}.plan from the YAML and reload to drop it` }
-      return { calls: [plan('pause')], note: `a started plan cannot be unstarted while the YAML names it (the guard would start it again): paused at ${step}` }
-    case 'plan-pause':
-      return { calls: [plan('resume')] }
-    case 'plan-resume':
-      return { calls: [plan('pause')] }
-    case 'plan-wait':
-      return { refused: `plan-wait is the plan's own state (${typeof e.reason === 'string' ? e.reason : 'not enough traffic to judge the step'}), not a change to revert: \`dualtrack plan pause ${name}\` stops it` }
-    case 'init':
-      return { refused: `init is ${name}'s first state, from the YAML: there is nothing before it` }
-  }
-  return { refused: `${e.action} by ${e.actor} at ${e.at} carries no previous value undo can restore (before: ${JSON.stringify(e.before)})` }
+export async function loadUndo (): Promise<UndoOf> {
+  const m = await import(pathToFileURL(UNDO_JS).href) as { undoOf: UndoOf }
+  return m.undoOf
 }

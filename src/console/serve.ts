@@ -57,6 +57,7 @@ export function consoleFiles (): [string, string][] {
   const files: [string, string][] = [
     ['/', join(CONSOLE_DIR, 'index.html')],
     ['/console/app.js', join(CONSOLE_DIR, 'app.js')],
+    ['/console/undo.js', join(CONSOLE_DIR, 'undo.js')],
     ['/console/style.css', join(CONSOLE_DIR, 'style.css')],
     ['/console/icon.svg', join(CONSOLE_DIR, 'icon.svg')],
     ['/console/vendor/preact-htm.js', htm],
