@@ -5,8 +5,12 @@
 import type { FleetCounters, CounterWrite } from '../state/index.js'
 import { SLOT_MS, type Delta } from './ring.js'
 
-/** the hashes live under the guard's prefix; `~` cannot start a rollout name, so no guard key collides */
-export const slotKey = (slot: number): string => `~stats:${slot}`
+/**
+ * the hashes live under the guard's prefix (PREFIXguard:{~stats}:SLOT); `{` and `~` cannot be in a
+ * rollout name, so no guard key collides, and the hash tag keeps a window's slots on one Redis
+ * Cluster shard, so that one pipeline reads them
+ */
+export const slotKey = (slot: number): string => `{~stats}:${slot}`
 /** slots a replica keeps to push once Redis is back (5 minutes), so an outage does not undercount the fleet */
 export const MAX_PENDING_SLOTS = 60
 /** the fleet read is skipped past this: the page answers with the local series instead of waiting */

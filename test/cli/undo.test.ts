@@ -21,9 +21,10 @@ const SEGMENTS = `    attributes:
         when: [{ attribute: registeredAt, op: DATE_AFTER, value: "2026-11-01T00:00:00Z" }]
         percent: 10
 `
-// the guard judges each 4 s hold on a few dozen requests a side; 50% is the plan's first step
+// the guard judges each 12 s hold on a few dozen requests a side; 50% is the plan's first step. The
+// hold is long so that the undo below comes before the next hold ends (a plan-wait), even on a busy machine
 const PLAN = `    guard: { window: 2s, minRequests: 20, maxErrorRateDelta: 0.5, maxP99Ratio: 50 }
-    plan: { steps: [50, 75, 100], hold: 4s }
+    plan: { steps: [50, 75, 100], hold: 12s }
 `
 
 async function gateway (t: Test, rollout: string): Promise<TestGateway> {
@@ -115,7 +116,7 @@ t.test('undo of plan changes: start → pause, pause → resume, a step → paus
 
   // resumed with no traffic, the hold ends inconclusive: the plan waits, which is not a change to undo
   t.equal((await cli(a, OPERATOR, 'plan', 'resume', 'checkout')).code, 0)
-  await waitFor(async () => (await audit(gw, 1))[0]?.action === 'plan-wait', { what: 'the plan to wait for traffic', timeoutMs: 30_000 })
+  await waitFor(async () => (await audit(gw, 1))[0]?.action === 'plan-wait', { what: 'the plan to wait for traffic', timeoutMs: 60_000 })
   const wait = await cli(a, OPERATOR, 'undo', 'checkout')
   t.equal(wait.code, 1)
   t.match(wait.stderr, /^dualtrack undo: cannot undo the last change of checkout: plan-wait is the plan's own state \(waiting: .*\), not a change to revert: `dualtrack plan pause checkout` stops it\n$/)
