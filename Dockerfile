@@ -19,6 +19,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# the build also compresses the console's files (brotli, gzip) into dist/console-assets/
+COPY console ./console
+COPY scripts/precompress-console.js ./scripts/
 RUN npm run build
 
 # ---- production dependencies, installed with npm in a stage of their own ----

@@ -1,4 +1,4 @@
-// the console on the demo: page weight (bytes of every file the page loads), load time in a cold
+// the console on the demo: page weight (bytes of every file the page loads, as is and as sent), load time in a cold
 // headless Chromium, and the README's screenshots (docs/console.png, docs/console-rollback.png).
 //   npm run build && node bench/console.js            (CONSOLE_RUNS=5 CONSOLE_TRAFFIC_S=40)
 // needs Debian's chromium (or CHROMIUM_PATH); everything binds to 127.0.0.1 on free ports
@@ -16,16 +16,22 @@ const TRAFFIC_S = Number(process.env.CONSOLE_TRAFFIC_S ?? 40)
 const SHOTS = process.env.CONSOLE_SCREENSHOTS !== '0'
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
-const demo = await startDemo({ gatewayPort: 0, adminPort: 0, cwd: tmpdir() })
+// a fresh state each run: one left rolled back by an earlier run would show in the pictures
+const stateDir = mkdtempSync(join(tmpdir(), 'dualtrack-console-bench-state-'))
+const demo = await startDemo({ gatewayPort: 0, adminPort: 0, cwd: tmpdir(), stateDir })
 const admin = demo.gateway.adminUrl
 const gw = demo.gateway.gatewayUrl
+
+// a ramp in the audit, before the traffic: the last minute's split is then judged against the
+// target it ran at (the sample-ratio check does not know the target moved within its minute)
+await request(`${admin}/admin/rollouts/checkout`, { method: 'PUT', headers: { authorization: `Bearer ${demo.tokens.operator}`, 'content-type': 'application/json' }, body: '{"percent":30,"reason":"ramp: errors flat for 30 min"}' }).then((r) => r.body.dump())
 
 // traffic like a small shop: users browse orders, a few pay; bounded in time and count
 const until = Date.now() + TRAFFIC_S * 1000
 let sent = 0
 async function traffic () {
   while (Date.now() < until && sent < 200_000) {
-    const user = `user-${sent % 500}`
+    const user = `user-${sent % 5000}`
     const res = sent % 10 === 0
       ? await request(`${gw}/api/orders`, { method: 'POST', headers: { 'x-user-id': user, 'content-type': 'application/json' }, body: '{"items":[{"sku":"tea","qty":1,"price":9.5}]}' })
       : await request(`${gw}/api/orders/${sent % 50}`, { headers: { 'x-user-id': user } })
@@ -71,13 +77,18 @@ const files = runs[0].files
 const assets = [...files.entries()].filter(([p]) => p === '/' || p.startsWith('/console/'))
 let raw = 0
 let gz = 0
+let wire = 0
 for (const [p] of assets) {
   const res = await request(admin + p)
   const body = Buffer.from(await res.body.arrayBuffer())
   raw += body.length
   gz += gzipSync(body).length
+  // what a browser is sent: the files precompressed at build, brotli (undici does not decode)
+  const br = await request(admin + p, { headers: { 'accept-encoding': 'br, gzip' } })
+  wire += Buffer.from(await br.body.arrayBuffer()).length
 }
 
+let verdict
 if (SHOTS) {
   await load
   const b = await browser()
@@ -86,12 +97,14 @@ if (SHOTS) {
   await page.fill('[data-testid=token]', demo.tokens.operator)
   await page.click('[data-testid=sign-in]')
   await page.waitForSelector('[data-testid=chart-requests] canvas')
-  // a full chart and a ramp in the audit make the picture worth a look
-  await request(`${admin}/admin/rollouts/checkout`, { method: 'PUT', headers: { authorization: `Bearer ${demo.tokens.operator}`, 'content-type': 'application/json' }, body: '{"percent":30,"reason":"ramp: errors flat for 30 min"}' }).then((r) => r.body.dump())
   await page.locator('[data-testid=percent-checkout]', { hasText: '30%' }).waitFor({ timeout: 20_000 })
   await page.fill('[data-testid=explain] input[name=key]', 'alice')
   await page.click('[data-testid=explain] button[type=submit]')
   await page.waitForSelector('[data-testid=explain-result][data-key=alice]')
+  // the guard's verdict with its numbers (the demo guards checkout: 60 s window, 50 requests a side)
+  await page.locator('[data-testid=verdict-checkout]', { hasText: 'errors: legacy' }).waitFor({ timeout: 60_000 })
+  verdict = (await page.locator('[data-testid=verdict-checkout]').innerText()).replace(/\s+/g, ' ')
+  await page.evaluate('window.scrollTo(0, 0)')
   mkdirSync('docs', { recursive: true })
   await page.screenshot({ path: 'docs/console.png' })
   await page.click('[data-testid=rollback]')
@@ -103,6 +116,7 @@ if (SHOTS) {
   await load
 }
 await demo.stop()
+rmSync(stateDir, { recursive: true, force: true })
 
 const out = {
   runs: RUNS,
@@ -110,8 +124,10 @@ const out = {
   files: Object.fromEntries(assets),
   pageWeightKB: Math.round(raw / 102.4) / 10,
   pageWeightGzipKB: Math.round(gz / 102.4) / 10,
+  pageWeightSentKB: Math.round(wire / 102.4) / 10,
   signInPageMs: Math.round(median(runs.map((r) => r.signInShown))),
   signInToConsoleMs: Math.round(median(runs.map((r) => r.consoleShown))),
+  screenshotVerdict: verdict,
   node: process.version,
   cpus: (await import('node:os')).cpus().length,
   loadavg: (await import('node:os')).loadavg().map((x) => Math.round(x * 10) / 10)

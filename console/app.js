@@ -1,6 +1,7 @@
 // the dualtrack console (DESIGN.md §10): plain ES module, Preact + htm, uPlot; no build step.
 // every read and every change goes through the admin API with the pasted bearer token
 import { html, render, useState, useEffect, useRef, useCallback } from '/console/vendor/preact-htm.js'
+import { undoOf } from '/console/undo.js'
 
 const TOKEN_KEY = 'dualtrack.token'
 const REFRESH_MS = 5000
@@ -92,6 +93,12 @@ function Chart ({ testid, title, t, series, yFormat, yFloor = 1 }) {
   </div>`
 }
 
+// whose traffic the charts show: the fleet's through Redis, or this replica's (and why, when the fleet is out of reach)
+function scopeText (stats) {
+  if (stats.scope === 'fleet') return `fleet: ${stats.replicas} replica${stats.replicas === 1 ? '' : 's'}`
+  return stats.fleet ? `this replica only, fleet ${stats.fleet}` : 'this replica'
+}
+
 function Charts ({ stats, state }) {
   if (!stats) return html`<section><h2>Last 15 minutes</h2><p class="dim">waiting for /admin/stats…</p></section>`
   const t = stats.t
@@ -105,7 +112,7 @@ function Charts ({ stats, state }) {
     share.push({ label: `${n} target`, color: COLORS.target, dash: [6, 4], values: r.target })
   }
   return html`<section>
-    <h2>Last 15 minutes <span class="dim">(5 s slots, this replica)</span></h2>
+    <h2>Last 15 minutes <span class="dim" data-testid="stats-scope">(5 s slots, ${scopeText(stats)})</span></h2>
     <div class="charts">
       <${Chart} testid="chart-requests" title="requests/s" t=${t} yFormat=${(v) => num(v, 1)}
         series=${[{ label: 'legacy', color: COLORS.legacy, values: b.legacy.rps }, { label: 'new', color: COLORS.new, values: b.new.rps }]} />
@@ -167,7 +174,7 @@ function Plan ({ name, plan, ro, disabledWhy, act }) {
   </span>`
 }
 
-function RolloutCard ({ name, r, stats, guard, ro, disabledWhy, askPercent }) {
+function RolloutCard ({ name, r, stats, guard, ro, disabledWhy, askPercent, askUndo }) {
   const [value, setValue] = useState('')
   const regions = Object.entries(r.regions ?? {})
   const segments = r.segments && Object.entries(r.segments)
@@ -188,6 +195,8 @@ function RolloutCard ({ name, r, stats, guard, ro, disabledWhy, askPercent }) {
       <input data-testid=${`set-percent-${name}`} type="number" min="0" max="100" step="0.01" placeholder=${String(r.percent)}
         value=${value} onInput=${(e) => setValue(e.target.value)} disabled=${ro} title=${ro ? disabledWhy : 'new percent (0–100, two decimals at most)'} />
       <button data-testid=${`apply-${name}`} type="submit" class="primary" disabled=${ro} title=${ro ? disabledWhy : ''}>Set percent…</button>
+      <button data-testid=${`undo-${name}`} type="button" disabled=${ro} title=${ro ? disabledWhy : 'revert the last change of this rollout, from the audit'}
+        onClick=${() => askUndo(name)}>Undo…</button>
     </form>
   </section>`
 }
@@ -323,6 +332,17 @@ function PercentDialog ({ name, from, to, onCancel, onConfirm }) {
   </${Dialog}>`
 }
 
+// the same plan as `dualtrack undo` (console/undo.js): what the last change was, and the calls that revert it
+function UndoDialog ({ name, entry, plan, onCancel, onConfirm }) {
+  const refused = 'refused' in plan
+  return html`<${Dialog} title=${`Undo the last change of ${name}`} confirmLabel="Undo" canConfirm=${!refused} onCancel=${onCancel} onConfirm=${onConfirm}>
+    <p data-testid="undo-summary">${entry.action} by ${entry.actor} ${ago(entry.at)}: <span class="fromto">${json(entry.after)} → ${json(entry.before)}</span></p>
+    ${refused
+      ? html`<p class="badge bad" data-testid="undo-refused">${plan.refused}</p>`
+      : html`<ul class="dim">${plan.calls.map((c) => html`<li>${c.method} ${c.path} ${json(c.body)}</li>`)}</ul>${plan.note ? html`<p>${plan.note}</p>` : ''}`}
+  </${Dialog}>`
+}
+
 // ---- the page -------------------------------------------------------------------------------
 
 function Console ({ token, me, signOut }) {
@@ -395,6 +415,28 @@ function Console ({ token, me, signOut }) {
       setDialog({ kind: 'percent', name, from, to })
     }
   }
+  // the newest audit entry of the rollout (the table shows 50 of every rollout: ask for more)
+  const askUndo = async (name) => {
+    try {
+      const [{ entries }, s] = await Promise.all([api(token, 'GET', '/admin/audit?limit=1000'), api(token, 'GET', '/admin/state')])
+      const entry = entries.find((e) => e.rollout === name)
+      if (entry === undefined) { setError(`undo ${name}: no change of ${name} in the audit`); return }
+      setDialog({ kind: 'undo', name, entry, plan: undoOf(name, entry, s.rollouts[name], `undo ${entry.action} by ${entry.actor} at ${entry.at}`) })
+    } catch (err) {
+      setError(`undo ${name}: ${errText(err)}`)
+    }
+  }
+  // in order: a plan is paused before the percent it set is put back
+  const undo = async (name, calls) => {
+    try {
+      for (const c of calls) await api(token, c.method, c.path, c.body)
+      setError(null)
+    } catch (err) {
+      setError(`undo ${name}: ${errText(err)}`)
+    }
+    setDialog(null)
+    await refresh()
+  }
   const names = Object.keys(state?.rollouts ?? {})
   const anyRolledBack = names.some((n) => state.rollouts[n].rollback)
 
@@ -414,7 +456,7 @@ function Console ({ token, me, signOut }) {
       <${ErrorBox} error=${error} />
       ${state === null ? html`<p class="dim">loading…</p>` : html`
         <div class="cards">${names.map((n) => html`<${RolloutCard} key=${n} name=${n} r=${state.rollouts[n]} stats=${stats} guard=${guard}
-          ro=${ro} disabledWhy=${disabledWhy} askPercent=${askPercent} />`)}</div>`}
+          ro=${ro} disabledWhy=${disabledWhy} askPercent=${askPercent} askUndo=${askUndo} />`)}</div>`}
       <${Charts} stats=${stats} state=${state} />
       <div class="two">
         <${Mismatches} summary=${summary} samples=${samples} route=${route} setRoute=${setRoute} />
@@ -425,7 +467,9 @@ function Console ({ token, me, signOut }) {
     ${dialog?.kind === 'rollback' ? html`<${RollbackDialog} rollouts=${names} onCancel=${() => setDialog(null)}
       onConfirm=${(body) => act('roll back', 'POST', '/admin/rollback', body)} />` : ''}
     ${dialog?.kind === 'percent' ? html`<${PercentDialog} name=${dialog.name} from=${dialog.from} to=${dialog.to} onCancel=${() => setDialog(null)}
-      onConfirm=${(body) => act(`set ${dialog.name}`, 'PUT', `/admin/rollouts/${encodeURIComponent(dialog.name)}`, body)} />` : ''}`
+      onConfirm=${(body) => act(`set ${dialog.name}`, 'PUT', `/admin/rollouts/${encodeURIComponent(dialog.name)}`, body)} />` : ''}
+    ${dialog?.kind === 'undo' ? html`<${UndoDialog} name=${dialog.name} entry=${dialog.entry} plan=${dialog.plan} onCancel=${() => setDialog(null)}
+      onConfirm=${() => undo(dialog.name, dialog.plan.calls)} />` : ''}`
 }
 
 function App () {

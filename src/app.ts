@@ -94,7 +94,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
 
   // the console at / and its 5 s series, read off the counters above (DESIGN.md §10)
-  const stats = createStats(metrics.registry, LATENCY_BUCKETS, { rollouts: () => Object.keys(live.config.rollouts), ratio: (name) => metrics.ratioSums(name) })
+  // with the Redis store, each replica adds its slots to the guard's shared counters: any console shows the fleet
+  const fleet = store.counters === undefined ? undefined : { counters: store.counters, up: () => store.up() }
+  const stats = createStats(metrics.registry, LATENCY_BUCKETS, { rollouts: () => Object.keys(live.config.rollouts), ratio: (name) => metrics.ratioSums(name), ...(fleet ? { fleet } : {}) })
   registerConsole(admin, { auth: () => live.auth, stats })
 
   parts.guardian.start()

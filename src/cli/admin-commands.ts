@@ -5,6 +5,7 @@ import {
   createClient, renderAudit, renderExplain, renderGuard, renderMismatches, renderPlans, renderState, renderTraffic, CallError, UsageError, EXIT,
   type AuditEntry, type Client, type ExplainView, type GuardBody, type GuardView, type MismatchSample, type ShadowSummary, type StateView, type StatsView
 } from './admin-client.js'
+import { loadUndo } from './undo.js'
 
 interface Common { admin?: string, json?: boolean, rollout?: string }
 type Out = { write (s: string): unknown }
@@ -299,33 +300,22 @@ export function addAdminCommands (program: Command, io: Io, done: (code: Result)
 
   // undo
   withRollout(program.command('undo').argument('[rollout]', 'the rollout (default: the only one)'))
-    .description('revert the last change of a rollout (percent, regions, rollback, resume) to the audit\'s "before"')
+    .description('revert the last change of a rollout (percent, regions, segments, rollback, resume, plan steps, plan pause/resume) to the audit\'s "before"')
     .option('--reason <text>', 'why, for the audit')
     .action(async (pos: string | undefined, opts: Common & { reason?: string }, cmd: Command) => {
       const c = client(cmd)
       const name = await requireRollout(c, pickRollout(pos, opts.rollout))
-      const { entries } = await c.call<{ entries: AuditEntry[] }>('GET', '/admin/audit?limit=1000')
+      const [{ entries }, state] = await Promise.all([c.call<{ entries: AuditEntry[] }>('GET', '/admin/audit?limit=1000'), c.call<StateView>('GET', '/admin/state')])
       const e = entries.find((x) => x.rollout === name)
       if (e === undefined) throw new CallError(`no change of ${name} in the audit`, undefined, undefined)
       const reason = opts.reason ?? `undo ${e.action} by ${e.actor} at ${e.at}`
-      const path = `/admin/rollouts/${encodeURIComponent(name)}`
-      let s: StateView
-      if (e.action === 'set-percent' && typeof e.before === 'number') {
-        s = await c.call('PUT', path, { percent: e.before, reason })
-      } else if (e.action === 'set-regions' && e.before !== null && typeof e.before === 'object') {
-        const before = e.before as Record<string, number>
-        const after = (e.after ?? {}) as Record<string, number>
-        const regions: Record<string, number | null> = { ...before }
-        for (const k of Object.keys(after)) if (!(k in before)) regions[k] = null
-        s = await c.call('PUT', path, { regions, reason })
-      } else if (e.action === 'rollback' && e.before === null) {
-        s = await c.call('POST', '/admin/resume', { rollout: name, reason })
-      } else if ((e.action === 'rollback' || e.action === 'resume') && typeof e.before === 'object' && e.before !== null) {
-        s = await c.call('POST', '/admin/rollback', { rollout: name, mode: (e.before as { mode: string }).mode, reason })
-      } else {
-        throw new CallError(`the last change of ${name} is ${e.action} by ${e.actor} at ${e.at}: undo reverts set-percent, set-regions, rollback and resume only`, undefined, undefined)
-      }
-      print(json(cmd) ? JSON.stringify(s, null, 2) : `undid ${e.action} by ${e.actor} at ${e.at} (${JSON.stringify(e.after)} -> ${JSON.stringify(e.before)})\n${renderState(s)}`)
+      const plan = (await loadUndo())(name, e, state.rollouts[name], reason)
+      if ('refused' in plan) throw new CallError(`cannot undo the last change of ${name}: ${plan.refused}`, undefined, undefined)
+      let s: StateView | undefined
+      // in order: a plan is paused before the percent it set is put back
+      for (const call of plan.calls) s = await c.call<StateView>(call.method, call.path, call.body)
+      const final = s ?? await c.call<StateView>('GET', '/admin/state')
+      print(json(cmd) ? JSON.stringify(final, null, 2) : `undid ${e.action} by ${e.actor} at ${e.at} (${JSON.stringify(e.after)} -> ${JSON.stringify(e.before)})${plan.note ? `\n${plan.note}` : ''}\n${renderState(final)}`)
       return done(EXIT.ok)
     })
 

@@ -1,1 +1,1 @@
-export { registerConsole, CONSOLE_CSP, CONSOLE_DIR, type ConsoleDeps } from './serve.js'
+export { registerConsole, consoleFiles, compressAsset, precompressedName, negotiate, CONSOLE_CSP, CONSOLE_DIR, PRECOMPRESSED_DIR, type ConsoleDeps, type Coding } from './serve.js'

@@ -17,7 +17,7 @@ export const DEMO_CONFIG = join(PACKAGE_ROOT, 'config', 'demo.yaml')
 export interface DemoTokens { readonly operator: string, readonly viewer: string }
 export interface Demo { legacy: DemoBackend, new: DemoBackend, gateway: Running, tokens: DemoTokens, stop(): Promise<void> }
 
-export async function startDemo (opts: { configPath?: string, pretty?: boolean, signals?: boolean, gatewayPort?: number, adminPort?: number, cwd?: string } = {}): Promise<Demo> {
+export async function startDemo (opts: { configPath?: string, pretty?: boolean, signals?: boolean, gatewayPort?: number, adminPort?: number, cwd?: string, stateDir?: string } = {}): Promise<Demo> {
   const legacy = await startDemoBackend('legacy')
   const fresh = await startDemoBackend('new')
   const env = { ...process.env, DEMO_LEGACY_URL: legacy.url, DEMO_NEW_URL: fresh.url }
@@ -25,7 +25,8 @@ export async function startDemo (opts: { configPath?: string, pretty?: boolean, 
   const tokens: DemoTokens = { operator: randomBytes(16).toString('hex'), viewer: randomBytes(16).toString('hex') }
   const cwd = opts.cwd ?? process.cwd()
   // outside the repository there is no var/: the demo's state goes to the temp folder
-  const stateDir = existsSync(join(cwd, 'package.json')) && resolve(cwd) === resolve(PACKAGE_ROOT) ? join(PACKAGE_ROOT, 'var') : join(tmpdir(), 'dualtrack-demo')
+  // (a bench passes a fresh stateDir: a state left rolled back by an earlier run would show in its pictures)
+  const stateDir = opts.stateDir ?? (existsSync(join(cwd, 'package.json')) && resolve(cwd) === resolve(PACKAGE_ROOT) ? join(PACKAGE_ROOT, 'var') : join(tmpdir(), 'dualtrack-demo'))
   const gateway = await startGateway({
     configPath: opts.configPath === undefined ? DEMO_CONFIG : resolve(cwd, opts.configPath),
     env,

@@ -1,2 +1,3 @@
-export { createStats, type Stats, type RatioTotals } from './sampler.js'
-export { StatsRing, SLOT_MS, DEFAULT_CAPACITY, parseWindow, sampleRatio, quantileMs, type Snapshot, type StatsView, type SampleRatio } from './ring.js'
+export { createStats, type Stats, type StatsOptions, type RatioTotals } from './sampler.js'
+export { FleetStats, slotKey, toFields, fromFields, MAX_PENDING_SLOTS, FLEET_READ_TIMEOUT_MS, type FleetSource } from './fleet.js'
+export { StatsRing, SLOT_MS, DEFAULT_CAPACITY, parseWindow, sampleRatio, quantileMs, type Snapshot, type Delta, diff, type StatsView, type SampleRatio } from './ring.js'

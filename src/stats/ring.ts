@@ -30,6 +30,13 @@ export interface Snapshot {
   rollouts: Record<string, { decided: number, onNew: number, ratioTotal: number, ratioNew: number, ratioExpected: number, ratioVariance: number, targetPercent: number }>
 }
 
+/** what grew between two snapshots: counts of one slot, the unit replicas add up in the fleet */
+export interface Delta {
+  backends: Record<BackendName, BackendCounts>
+  shadow: Snapshot['shadow']
+  rollouts: Record<string, { decided: number, onNew: number, ratioTotal: number, ratioNew: number, ratioExpected: number, ratioVariance: number }>
+}
+
 export interface SampleRatio {
   /** requests decided by percent, a percent segment or unkeyed over the last minute */
   n: number
@@ -45,7 +52,12 @@ export interface SampleRatio {
 export interface StatsView {
   window: string
   stepMs: number
-  scope: 'local'
+  /** fleet: the sum of every replica's counts through the Redis store; local: this replica's own */
+  scope: 'local' | 'fleet'
+  /** fleet scope: the replicas that wrote in the last three slots */
+  replicas?: number
+  /** local scope with a Redis store: why the fleet's counts could not be read */
+  fleet?: string
   /** the end of each slot, ms since epoch */
   t: number[]
   backends: Record<BackendName, { rps: (number | null)[], errorRate: (number | null)[], p99Ms: (number | null)[] }>
@@ -127,46 +139,70 @@ export class StatsRing {
     for (const name of this.#rollouts.keys()) if (!names.has(name)) this.#rollouts.delete(name)
   }
 
-  /** add what happened since the previous snapshot to the slot of `now` */
-  record (now: number, snap: Snapshot): void {
+  /**
+   * add what happened since the previous snapshot to the slot of `now`; returns that delta (what the
+   * fleet is told), undefined for the first snapshot (the baseline)
+   */
+  record (now: number, snap: Snapshot): Delta | undefined {
     const prev = this.#prev
     this.#prev = snap
-    const i = this.#index(now)
-    // a counter that went down was reset (a registry rebuilt): count from zero
-    const d = (a: number, b: number | undefined) => (b === undefined || a < b ? a : a - b)
+    const delta = prev === undefined ? undefined : diff(prev, snap)
+    this.#add(this.#index(now), delta ?? diff(snap, snap), snap)
+    return delta
+  }
+
+  /** a slot's counts as the fleet holds them (replacing what it held); null: no replica wrote it */
+  put (slot: number, delta: Delta | null, targets?: Readonly<Record<string, number>>): void {
+    const i = ((slot % this.capacity) + this.capacity) % this.capacity
+    if (delta === null) {
+      this.#slot[i] = -1
+      return
+    }
+    this.#slot[i] = -1
+    this.#index(slot * SLOT_MS)
+    const rollouts: Snapshot['rollouts'] = {}
+    for (const [name, r] of Object.entries(delta.rollouts)) rollouts[name] = { ...r, targetPercent: targets?.[name] ?? NaN }
+    for (const name of Object.keys(targets ?? {})) rollouts[name] ??= { decided: 0, onNew: 0, ratioTotal: 0, ratioNew: 0, ratioExpected: 0, ratioVariance: 0, targetPercent: targets?.[name] as number }
+    this.#add(i, delta, { ...delta, rollouts })
+  }
+
+  /** the target percent each rollout had in `slot`, as this ring saw it */
+  targets (slot: number): Record<string, number> {
+    const i = ((slot % this.capacity) + this.capacity) % this.capacity
+    const out: Record<string, number> = {}
+    if (this.#slot[i] !== slot) return out
+    for (const [name, r] of this.#rollouts) if (!Number.isNaN(r.target[i] as number)) out[name] = r.target[i] as number
+    return out
+  }
+
+  #add (i: number, delta: Delta, snap: Snapshot): void {
     const width = this.bounds.length + 1
     for (const b of BACKENDS) {
-      const cur = snap.backends[b]
-      const old = prev?.backends[b]
-      this.#req[b][i] = (this.#req[b][i] as number) + (prev ? d(cur.requests, old?.requests) : 0)
-      this.#err[b][i] = (this.#err[b][i] as number) + (prev ? d(cur.errors, old?.errors) : 0)
-      if (prev) {
-        const h = this.#hist[b]
-        for (let k = 0; k < width; k++) h[i * width + k] = (h[i * width + k] as number) + d(cur.buckets[k] ?? 0, old?.buckets[k])
-      }
+      const d = delta.backends[b]
+      this.#req[b][i] = (this.#req[b][i] as number) + d.requests
+      this.#err[b][i] = (this.#err[b][i] as number) + d.errors
+      const h = this.#hist[b]
+      for (let k = 0; k < width; k++) h[i * width + k] = (h[i * width + k] as number) + (d.buckets[k] ?? 0)
     }
-    for (const k of ['match', 'mismatch', 'error'] as const) {
-      this.#shadow[k][i] = (this.#shadow[k][i] as number) + (prev ? d(snap.shadow[k], prev.shadow[k]) : 0)
-    }
+    for (const k of ['match', 'mismatch', 'error'] as const) this.#shadow[k][i] = (this.#shadow[k][i] as number) + delta.shadow[k]
     for (const [name, s] of Object.entries(snap.rollouts)) {
       const r = this.#rollout(name)
       if (r === undefined) continue
-      const o = prev?.rollouts[name]
-      if (prev) {
-        r.decided[i] = (r.decided[i] as number) + d(s.decided, o?.decided)
-        r.onNew[i] = (r.onNew[i] as number) + d(s.onNew, o?.onNew)
-        r.ratioTotal[i] = (r.ratioTotal[i] as number) + d(s.ratioTotal, o?.ratioTotal)
-        r.ratioNew[i] = (r.ratioNew[i] as number) + d(s.ratioNew, o?.ratioNew)
-        // a reset (d counts from zero) resets all four sums at once: they move together
-        r.ratioExpected[i] = (r.ratioExpected[i] as number) + (s.ratioTotal < (o?.ratioTotal ?? 0) ? s.ratioExpected : s.ratioExpected - (o?.ratioExpected ?? 0))
-        r.ratioVariance[i] = (r.ratioVariance[i] as number) + (s.ratioTotal < (o?.ratioTotal ?? 0) ? s.ratioVariance : s.ratioVariance - (o?.ratioVariance ?? 0))
+      const o = delta.rollouts[name]
+      if (o !== undefined) {
+        r.decided[i] = (r.decided[i] as number) + o.decided
+        r.onNew[i] = (r.onNew[i] as number) + o.onNew
+        r.ratioTotal[i] = (r.ratioTotal[i] as number) + o.ratioTotal
+        r.ratioNew[i] = (r.ratioNew[i] as number) + o.ratioNew
+        r.ratioExpected[i] = (r.ratioExpected[i] as number) + o.ratioExpected
+        r.ratioVariance[i] = (r.ratioVariance[i] as number) + o.ratioVariance
       }
-      r.target[i] = s.targetPercent
+      if (!Number.isNaN(s.targetPercent)) r.target[i] = s.targetPercent
     }
   }
 
   /** the series of the last `windowMs` ending with the slot of `now` */
-  view (now: number, windowMs: number, label: string): StatsView {
+  view (now: number, windowMs: number, label: string, scope: Pick<StatsView, 'scope' | 'replicas' | 'fleet'> = { scope: 'local' }): StatsView {
     const n = Math.max(1, Math.min(this.capacity, Math.round(windowMs / SLOT_MS)))
     const last = Math.floor(now / SLOT_MS)
     const secs = SLOT_MS / 1000
@@ -214,12 +250,43 @@ export class StatsRing {
     return {
       window: label,
       stepMs: SLOT_MS,
-      scope: 'local',
+      ...scope,
       t,
       backends,
       shadow: { match: per(this.#shadow.match), mismatch: per(this.#shadow.mismatch), error: per(this.#shadow.error) },
       rollouts
     }
+  }
+}
+
+// a counter that went down was reset (a registry rebuilt): count from zero
+const grew = (a: number, b: number | undefined) => (b === undefined || a < b ? a : a - b)
+
+export function diff (prev: Snapshot, snap: Snapshot): Delta {
+  const backends = {} as Delta['backends']
+  for (const b of BACKENDS) {
+    const cur = snap.backends[b]
+    const old = prev.backends[b]
+    backends[b] = { requests: grew(cur.requests, old.requests), errors: grew(cur.errors, old.errors), buckets: cur.buckets.map((v, k) => grew(v, old.buckets[k])) }
+  }
+  const rollouts: Delta['rollouts'] = {}
+  for (const [name, s] of Object.entries(snap.rollouts)) {
+    const o = prev.rollouts[name]
+    // a reset (ratioTotal counts from zero) resets the four sample-ratio sums at once: they move together
+    const reset = o === undefined || s.ratioTotal < o.ratioTotal
+    rollouts[name] = {
+      decided: grew(s.decided, o?.decided),
+      onNew: grew(s.onNew, o?.onNew),
+      ratioTotal: grew(s.ratioTotal, o?.ratioTotal),
+      ratioNew: grew(s.ratioNew, o?.ratioNew),
+      ratioExpected: reset ? s.ratioExpected : s.ratioExpected - o.ratioExpected,
+      ratioVariance: reset ? s.ratioVariance : s.ratioVariance - o.ratioVariance
+    }
+  }
+  return {
+    backends,
+    shadow: { match: grew(snap.shadow.match, prev.shadow.match), mismatch: grew(snap.shadow.mismatch, prev.shadow.mismatch), error: grew(snap.shadow.error, prev.shadow.error) },
+    rollouts
   }
 }
 

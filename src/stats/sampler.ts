@@ -1,7 +1,9 @@
 // reads the counters the request path already records (prom-client) every 5 s into the rings:
 // the console's charts cost the request path nothing
 import type { Registry } from 'prom-client'
+import { randomUUID } from 'node:crypto'
 import { StatsRing, SLOT_MS, parseWindow, type Snapshot, type StatsView } from './ring.js'
+import { FleetStats, type FleetSource } from './fleet.js'
 
 interface Value { value: number, labels: Record<string, string | number | undefined>, metricName?: string }
 type Reader = { get (): Promise<{ values: Value[] }> }
@@ -10,8 +12,13 @@ export interface Stats {
   readonly ring: StatsRing
   /** take one snapshot now (the timer does this every 5 s) */
   sample (now?: number): Promise<void>
-  /** the series for a window such as `15m`; undefined when the window is not one it serves */
+  /** this replica's series for a window such as `15m`; undefined when the window is not one it serves */
   view (window: string | undefined, now?: number): StatsView | undefined
+  /**
+   * the fleet's series (every replica's counts, summed in the Redis store) where there is a fleet;
+   * this replica's own, saying why, when the store cannot answer; never fails
+   */
+  fleetView (window: string | undefined, now?: number): Promise<StatsView | undefined>
   start (): void
   stop (): void
 }
@@ -19,12 +26,21 @@ export interface Stats {
 /** a rollout's sample-ratio sums since start (the metrics keep them as plain numbers) */
 export interface RatioTotals { readonly total: number, readonly fresh: number, readonly expected: number, readonly variance: number }
 
-/**
- * `ratio`: a rollout's sample-ratio sums; the shares each request was held to are not in any
- * Prometheus series, so the metrics hand them over directly
- */
-export function createStats (registry: Registry, bounds: readonly number[], opts: { rollouts?: () => Iterable<string>, capacity?: number, ratio?: (rollout: string) => RatioTotals | undefined } = {}): Stats {
+export interface StatsOptions {
+  rollouts?: () => Iterable<string>
+  capacity?: number
+  /**
+   * a rollout's sample-ratio sums; the shares each request was held to are not in any
+   * Prometheus series, so the metrics hand them over directly
+   */
+  ratio?: (rollout: string) => RatioTotals | undefined
+  /** the Redis store's shared counters: each slot is added to the fleet's, and read back from there */
+  fleet?: FleetSource
+}
+
+export function createStats (registry: Registry, bounds: readonly number[], opts: StatsOptions = {}): Stats {
   const ring = new StatsRing(bounds, opts.capacity)
+  const fleet = opts.fleet === undefined ? undefined : new FleetStats(opts.fleet, randomUUID(), bounds.length + 1, ring.capacity)
   const read = async (name: string): Promise<Value[]> => {
     const m = registry.getSingleMetric(name) as unknown as Reader | undefined
     return m === undefined ? [] : (await m.get()).values
@@ -87,15 +103,40 @@ export function createStats (registry: Registry, bounds: readonly number[], opts
   let timer: NodeJS.Timeout | undefined
   const stats: Stats = {
     ring,
-    async sample (now = Date.now()) { ring.record(now, await snapshot()) },
+    async sample (now = Date.now()) {
+      const delta = ring.record(now, await snapshot())
+      if (delta !== undefined && fleet !== undefined) await fleet.push(now, delta)
+    },
     view (window, now = Date.now()) {
       const ms = parseWindow(window, ring.capacity)
       return ms === undefined ? undefined : ring.view(now, ms, window ?? '15m')
     },
+    async fleetView (window, now = Date.now()) {
+      const ms = parseWindow(window, ring.capacity)
+      if (ms === undefined) return undefined
+      const label = window ?? '15m'
+      if (fleet === undefined) return ring.view(now, ms, label)
+      const last = Math.floor(now / SLOT_MS)
+      const n = Math.max(1, Math.min(ring.capacity, Math.round(ms / SLOT_MS)))
+      const slots = Array.from({ length: n }, (_, k) => last - n + 1 + k)
+      const got = await fleet.read(slots)
+      if (typeof got === 'string') return ring.view(now, ms, label, { scope: 'local', fleet: `unavailable: ${got}` })
+      // a ring the size of the window, filled from the fleet's hashes; targets are the shared state's,
+      // as this replica saw it, carried forward into slots it has not sampled yet (the current one)
+      const sum = new StatsRing(bounds, n)
+      let carry: Record<string, number> = {}
+      for (const [slot, delta] of got.slots) {
+        const seen = ring.targets(slot)
+        if (Object.keys(seen).length > 0) carry = seen
+        sum.put(slot, delta, carry)
+      }
+      return sum.view(now, ms, label, { scope: 'fleet', replicas: got.replicas })
+    },
     start () {
       if (timer !== undefined) return
-      void stats.sample()
-      timer = setInterval(() => { void stats.sample() }, SLOT_MS)
+      const tick = () => { stats.sample().catch(() => {}) }
+      tick()
+      timer = setInterval(tick, SLOT_MS)
       timer.unref()
     },
     stop () {

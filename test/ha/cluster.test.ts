@@ -70,6 +70,24 @@ t.test('a three-master Redis Cluster', async (t) => {
   })
 
   const owners = new Map<string, string>()
+  await t.test('/admin/stats on either gateway shows both: the slots are hash-tagged onto one shard', async (t) => {
+    type Stats = { scope: string, replicas?: number, fleet?: string, backends: Record<string, { rps: (number | null)[] }> }
+    const stats = async (g: TestGateway) => (await call(g.adminUrl, 'GET', '/admin/stats?window=15m', VIEWER)).body as unknown as Stats
+    const total = (s: Stats) => Math.round(Object.values(s.backends).flatMap((b) => b.rps).reduce<number>((x, v) => x + (v ?? 0), 0) * 5)
+    await waitFor(async () => (await stats(a)).scope === 'fleet' && (await stats(b)).replicas === 2, { what: 'fleet scope with 2 replicas', timeoutMs: 60_000 })
+    const before = total(await stats(a))
+    for (const [g, n] of [[a, 7], [b, 4]] as const) {
+      for (let i = 0; i < n; i++) {
+        const r = await request(`${g.url}/api/orders/none-${i}`, { headers: { 'x-user-id': `s${i}` } })
+        await r.body.dump()
+      }
+    }
+    for (const g of [a, b]) {
+      const s = await waitFor(async () => { const v = await stats(g); return v.scope === 'fleet' && total(v) === before + 11 ? v : undefined }, { what: `${before} + 11 requests in the fleet's series`, timeoutMs: 60_000 })
+      t.equal(s.fleet, undefined)
+    }
+  })
+
   await t.test('affinity keys land on every shard; the export SCANs every master', async (t) => {
     for (let i = 0; i < 300; i++) {
       const r = await post(a.url, '/api/orders', { user: `c-${i}`, json: {} })
