@@ -84,6 +84,17 @@ export const MODES = {
       c.rollouts.checkout.affinity = { learn: ['json:$.orderId', 'header:location'], lookup: ['path:/api/orders/:orderId', 'query:orderId'], ttl: '1h' }
     }
   },
+  // the two Redis modes served by the BENCH_BASELINE_CLI build: what a change bought the lookup path
+  'dualtrack-baseline-redis': {
+    cli: () => process.env.BENCH_BASELINE_CLI,
+    needs: ['redis'],
+    apply: (c, svc) => MODES['dualtrack-redis'].apply(c, svc)
+  },
+  'dualtrack-baseline-redis-affinity': {
+    cli: () => process.env.BENCH_BASELINE_CLI,
+    needs: ['redis'],
+    apply: (c, svc) => MODES['dualtrack-redis-affinity'].apply(c, svc)
+  },
   // server.workers: 2 on both cores (the load generator and the origin compete for core 1)
   'dualtrack-2workers': { cpu: '0,1', apply: (c) => { c.server.workers = 2 } },
   'dualtrack-affinity': {

@@ -18,5 +18,7 @@ export const CANDIDATES = [
   dualtrackCandidate('dualtrack-no-metrics'),
   dualtrackCandidate('dualtrack-heap-default'),
   dualtrackCandidate('dualtrack-redis-affinity'),
+  dualtrackCandidate('dualtrack-baseline-redis'),
+  dualtrackCandidate('dualtrack-baseline-redis-affinity'),
   dualtrackCandidate('dualtrack-2workers')
 ]

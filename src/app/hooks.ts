@@ -4,7 +4,7 @@
 import { WRITE_METHODS, type Config } from '../config/index.js'
 import { pathOf } from '../routing/index.js'
 import { NOOP_HOOKS, NO_PLAN, type AccessLog, type DataPlaneHooks, type RequestPlan, type RequestReport } from '../proxy/index.js'
-import type { Affinity } from '../state/index.js'
+import type { Affinity, CompiledAffinity } from '../state/index.js'
 import type { Guardian } from '../guard/index.js'
 import type { Metrics } from '../metrics/index.js'
 import type { Shadower } from '../shadow/index.js'
@@ -29,7 +29,7 @@ export function composeHooks (config: Config, parts: RequestParts): DataPlaneHoo
   const guarded = Object.values(config.rollouts).some((r) => r.guard !== undefined)
   return {
     plan: shadowed || affine ? createPlan(parts) : NOOP_HOOKS.plan,
-    lookupOwner: affine ? createLookup(parts.affinity) : NOOP_HOOKS.lookupOwner,
+    lookupOwner: affine ? createLookup(config, parts.affinity) : NOOP_HOOKS.lookupOwner,
     learn: learning ? createLearn(parts.affinity) : NOOP_HOOKS.learn,
     done: createDone(doneSteps(parts, { shadowed, guarded }))
   }
@@ -113,11 +113,19 @@ function createPlan ({ shadower, affinity }: RequestParts): DataPlaneHooks['plan
   }
 }
 
-function createLookup (affinity: Affinity): DataPlaneHooks['lookupOwner'] {
+function createLookup (config: Config, affinity: Affinity): DataPlaneHooks['lookupOwner'] {
+  // per route, once: the sources a request there can carry; a route that can carry no order id
+  // (its prefix contradicts every path: pattern, and nothing else applies) is not in the map
+  const byRoute = new Map<string, CompiledAffinity>()
+  for (const r of config.routes) {
+    const aff = affinity.onRoute(r.rollout, r.match)
+    if (aff !== undefined) byRoute.set(r.name, aff)
+  }
+  if (byRoute.size === 0) return NOOP_HOOKS.lookupOwner
   return (route, req, body) => {
-    const r = route.rollout
-    const aff = affinity.of(r.name)
+    const aff = byRoute.get(route.name)
     if (aff === undefined) return undefined
+    const r = route.rollout
     // the rollback mode decides what the owner is for (hard: counted only, everything to legacy)
     return affinity.route(r.name, r.rollback, aff, req, pathOf(req.url), body)
   }

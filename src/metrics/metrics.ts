@@ -34,7 +34,8 @@ export const AFFINITY_RESULTS = {
 export type AffinityResult = keyof typeof AFFINITY_RESULTS
 /** the affinity counter as its callers see it: the op label follows from the result */
 export interface AffinityCounter {
-  labels (rollout: string, result: AffinityResult): CounterChild
+  /** the prepared series (created at 0 on first sight): keep it, its inc() is a plain number */
+  labels (rollout: string, result: AffinityResult): Tally
 }
 /** the sample-ratio window: 60 one-second slots */
 export const SAMPLE_WINDOW_S = 60
@@ -293,8 +294,9 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   const autoRollbacks = new Counter({ name: 'dualtrack_auto_rollbacks_total', help: 'Rollbacks made by the guard', labelNames: ['rollout'], registers: [registry] })
   const guardVerdict = new Gauge({ name: 'dualtrack_guard_verdict', help: 'The guard\'s verdict per rollout: 1 on the current one (healthy, breach, inconclusive)', labelNames: ['rollout', 'verdict'], registers: [registry], aggregator: 'max' })
   const guardP = new Gauge({ name: 'dualtrack_guard_p_value', help: 'Always-valid p-value of each guard check, adjusted: a breach is a value at or below 1 - confidence', labelNames: ['rollout', 'check'], registers: [registry], aggregator: 'min' })
-  const affinityTotal = new Counter({ name: 'dualtrack_affinity_total', help: 'Affinity lookups (op="lookup") and owner records (op="record") by result', labelNames: ['rollout', 'op', 'result'], registers: [registry] })
-  const affinity: AffinityCounter = { labels: (rollout, result) => affinityTotal.labels(rollout, AFFINITY_RESULTS[result], result) }
+  const affinityTallies: Tally[] = []
+  const affinityTotal = new Counter({ name: 'dualtrack_affinity_total', help: 'Affinity lookups (op="lookup") and owner records (op="record") by result', labelNames: ['rollout', 'op', 'result'], registers: [registry], collect () { flush(affinityTallies) } })
+  const affinitySeries = new Map<string, Tally>()
   const affinityPending = new Gauge({ name: 'dualtrack_affinity_pending', help: 'Owner records the store refused, waiting to be written when it answers again', registers: [registry], aggregator: 'sum' })
   const affinityDropped = new Counter({ name: 'dualtrack_affinity_dropped_total', help: 'Owner records dropped because the write-behind queue was full', registers: [registry] })
   const rollbackOwned = new Counter({ name: 'dualtrack_rollback_owned_total', help: 'Requests during a rollback that named an order with a known owner, by that owner (hard: those owned by new reached legacy)', labelNames: ['rollout', 'backend'], registers: [registry] })
@@ -306,6 +308,17 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     const t = new Tally(child)
     list.push(t)
     return t
+  }
+  const affinity: AffinityCounter = {
+    labels: (rollout, result) => {
+      const k = `${rollout}\0${result}`
+      let t = affinitySeries.get(k)
+      if (t === undefined) {
+        t = tally(affinityTallies, affinityTotal.labels(rollout, AFFINITY_RESULTS[result], result), true)
+        affinitySeries.set(k, t)
+      }
+      return t
+    }
   }
   const rollouts = new Map<string, RolloutSeries>()
   const segmentOf = (r: RolloutSeries, name: string) => {

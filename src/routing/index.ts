@@ -3,5 +3,5 @@ export { compileKeySource, compileKeySources, readCookie, readQuery, readJwtClai
 export { compileRouteTable, pathOf, type RouteSpec, type RouteTable } from './route-table.js'
 export { compileRollout, applyLive, decide, decideInto, explainKey, explainRequest, REASONS, type Explanation, type Decision, type Reason, type RolloutLive, type RollbackMode, type CompiledRollout } from './decide.js'
 export { Router, type CompiledRoute } from './router.js'
-export { compileLookup, compileLearn, MAX_ORDER_ID_LENGTH, type CompiledLookup, type LookupReader, type LearnReader } from './order-id.js'
+export { compileLookup, compileLearn, lookupSourcesOn, MAX_ORDER_ID_LENGTH, type CompiledLookup, type LookupReader, type LearnReader } from './order-id.js'
 export { compileSegments, compileCidrs, clientIpReader, matchSegment, traceSegments, type CompiledSegments, type CompiledSegment, type SegmentSpec, type SegmentTrace } from './segments.js'

@@ -102,6 +102,36 @@ function pathReader (pattern: string): (path: string) => string | undefined {
   }
 }
 
+/** the segments of a route prefix, as route-table matches it: "/" and "" match any path */
+function prefixSegments (prefix: string): string[] {
+  const p = prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+  return p === '/' || p === '' ? [''] : p.split('/')
+}
+
+/**
+ * the lookup sources a request on this route can carry, decided once per route: a path: pattern
+ * whose fixed segments contradict the route's prefix never matches there; a body source never
+ * sees a body on a route that takes no write method (bodies are read for writes only)
+ */
+export function lookupSourcesOn (specs: readonly string[], match: { readonly prefix: string, readonly methods?: readonly string[] | undefined }, writeMethods: ReadonlySet<string>): string[] {
+  const route = prefixSegments(match.prefix)
+  const writes = match.methods === undefined || match.methods.some((m) => writeMethods.has(m))
+  return specs.filter((spec) => {
+    const colon = spec.indexOf(':')
+    const kind = spec.slice(0, colon)
+    if (kind === 'json' || kind === 'xml' || kind === 'form') return writes
+    if (kind !== 'path') return true
+    // the path has the route's segments first, then any; the pattern has exactly its own
+    const pattern = spec.slice(colon + 1).split('/')
+    if (route.length > pattern.length) return false
+    for (let i = 0; i < route.length; i++) {
+      const seg = pattern[i] as string
+      if (!seg.startsWith(':') && seg !== route[i]) return false
+    }
+    return true
+  })
+}
+
 export function compileLookup (specs: readonly string[]): CompiledLookup {
   let needsBody = false
   const readers: LookupReader[] = specs.map((spec) => {

@@ -8,10 +8,10 @@
 // itself; a record the store refused waits in a bounded queue and is written when it answers again;
 // a lookup the store cannot answer asks the other replicas (state.peers) before falling through
 import type { FastifyBaseLogger } from 'fastify'
-import { compileIdPatterns, type BackendName, type Config, type IdOwner } from '../config/index.js'
-import { compileLearn, compileLookup, type CompiledLookup, type LearnReader, type RequestView } from '../routing/index.js'
-import type { AffinityResult, Metrics } from '../metrics/index.js'
-import { AffinityLru } from './lru.js'
+import { compileIdPatterns, WRITE_METHODS, type BackendName, type Config, type IdOwner } from '../config/index.js'
+import { compileLearn, compileLookup, lookupSourcesOn, type CompiledLookup, type LearnReader, type RequestView } from '../routing/index.js'
+import type { AffinityResult, Metrics, Tally } from '../metrics/index.js'
+import { AffinityLru, ExpiringKeys } from './lru.js'
 import { createPeers, type Peers } from './peers.js'
 import type { AffinityStore, OwnerLedger, RollbackMode, StoredOwner } from './types.js'
 
@@ -36,19 +36,27 @@ export const UNCERTAIN_MAX_MS = 30_000
 
 export interface CompiledAffinity {
   readonly lookup: CompiledLookup
+  /** the lookup sources it was compiled from */
+  readonly lookupSpecs: readonly string[]
   readonly learn: LearnReader | undefined
   readonly ttlMs: number
   readonly maxBodyBytes: number
   /** the owner from the id's form alone (affinity.idPatterns), when set */
   readonly idOwner: IdOwner | undefined
+  /** dualtrack_affinity_total of this rollout, by result: prepared once, counted in plain numbers */
+  readonly count: Readonly<Record<AffinityResult, Tally>>
 }
 
 export interface KnownOwner { readonly orderId: string, readonly owner: BackendName, readonly learnedAt: string | null }
 
 type Entry = StoredOwner
+/** what one store read found, and what each lookup that waited on it counts */
+interface Outcome { readonly owner: BackendName | undefined, readonly counted: readonly AffinityResult[] }
+const FOUND: Readonly<Record<BackendName, Outcome>> = { legacy: { owner: 'legacy', counted: ['hit'] }, new: { owner: 'new', counted: ['hit'] } }
+const UNKNOWN: Outcome = { owner: undefined, counted: ['miss'] }
+const ERRORED: Outcome = { owner: undefined, counted: ['error'] }
 interface Pending { readonly rollout: string, readonly id: string, readonly owner: BackendName, readonly ttlMs: number, readonly at: number }
 
-const NONE = 'none' as const
 const RESULTS: readonly AffinityResult[] = ['hit', 'miss', 'error', 'learned', 'record_error', 'wait_timeout', 'pattern', 'peer_hit', 'peer_miss', 'peer_timeout', 'flushed']
 
 export interface AffinityOptions {
@@ -64,8 +72,13 @@ export class Affinity {
   readonly #maxPending: number
   readonly #peers: Peers | undefined
   #rollouts = new Map<string, CompiledAffinity>()
-  // owner (and when this replica learned it), or NONE for an id the store did not know (short expiry)
-  readonly #cache = new AffinityLru<Entry | typeof NONE>(DEFAULT_CACHE_ENTRIES)
+  // owner, and when this replica learned it
+  readonly #cache = new AffinityLru<Entry>(DEFAULT_CACHE_ENTRIES)
+  // ids the store did not know, for NEGATIVE_CACHE_MS: kept apart, so that a burst of unknown ids
+  // never pushes known owners out, and a hit costs one Map read
+  readonly #unknown = new ExpiringKeys(NEGATIVE_CACHE_MS, DEFAULT_CACHE_ENTRIES)
+  // store reads under way, by key: concurrent lookups of one id share one read
+  readonly #inflight = new Map<string, Promise<Outcome>>()
   // owner records the store refused, oldest first
   readonly #pending = new Map<string, Pending>()
   #flushTimer: NodeJS.Timeout | undefined
@@ -92,14 +105,17 @@ export class Affinity {
     for (const [name, r] of Object.entries(config.rollouts)) {
       const a = r.affinity
       if (a === undefined || (a.lookup.length === 0 && a.learn.length === 0)) continue
+      // every series exists at 0 from the start
+      const count = Object.fromEntries(RESULTS.map((result) => [result, this.#metrics.affinity.labels(name, result)])) as Record<AffinityResult, Tally>
       next.set(name, {
         lookup: compileLookup(a.lookup),
+        lookupSpecs: a.lookup,
         learn: a.learn.length > 0 ? compileLearn(a.learn) : undefined,
         ttlMs: a.ttlMs,
         maxBodyBytes: a.maxBodyBytes,
-        idOwner: compileIdPatterns(a.idPatterns)
+        idOwner: compileIdPatterns(a.idPatterns),
+        count
       })
-      for (const result of RESULTS) this.#metrics.affinity.labels(name, result).inc(0)
       for (const b of ['legacy', 'new']) this.#metrics.rollbackOwned.labels(name, b).inc(0)
     }
     this.#rollouts = next
@@ -107,6 +123,18 @@ export class Affinity {
 
   of (rollout: string): CompiledAffinity | undefined {
     return this.#rollouts.get(rollout)
+  }
+
+  /**
+   * the rollout's affinity as requests on one route can use it, decided once per route: only the
+   * sources such a request can carry; undefined when it can carry none (no lookup there at all)
+   */
+  onRoute (rollout: string, match: { readonly prefix: string, readonly methods?: readonly string[] | undefined }): CompiledAffinity | undefined {
+    const a = this.#rollouts.get(rollout)
+    if (a === undefined) return undefined
+    const sources = lookupSourcesOn(a.lookupSpecs, match, WRITE_METHODS)
+    if (sources.length === 0) return undefined
+    return sources.length === a.lookupSpecs.length ? a : { ...a, lookup: compileLookup(sources), lookupSpecs: sources }
   }
 
   /** the rollouts with affinity */
@@ -157,7 +185,7 @@ export class Affinity {
     if (a.idOwner !== undefined) {
       const owner = a.idOwner(id)
       if (owner !== undefined) {
-        this.#metrics.affinity.labels(rollout, 'pattern').inc()
+        a.count.pattern.inc()
         return owner
       }
     }
@@ -170,28 +198,48 @@ export class Affinity {
     const now = Date.now()
     const cached = this.#cache.get(key, now)
     if (cached !== undefined) {
-      this.#metrics.affinity.labels(rollout, cached === NONE ? 'miss' : 'hit').inc()
-      return cached === NONE ? undefined : cached.owner
+      a.count.hit.inc()
+      return cached.owner
     }
     const waiting = this.#pending.get(key)
     if (waiting !== undefined) {
-      this.#metrics.affinity.labels(rollout, 'hit').inc()
+      a.count.hit.inc()
       return waiting.owner
     }
-    return this.#store.getOwner(rollout, id).then((found) => {
-      if (found === undefined && this.#peers !== undefined && this.#uncertain(Date.now())) return this.#askPeers(rollout, a, key, id)
+    if (this.#unknown.has(key, now)) {
+      a.count.miss.inc()
+      return undefined
+    }
+    let read = this.#inflight.get(key)
+    if (read === undefined) {
+      read = this.#read(rollout, a, key, id, now)
+      this.#inflight.set(key, read)
+    }
+    // each lookup counts what it got, as if it had read alone
+    return read.then((o) => {
+      const c = o.counted
+      for (let i = 0; i < c.length; i++) a.count[c[i] as AffinityResult].inc()
+      return o.owner
+    })
+  }
+
+  // one store read (then the peers when the store cannot be trusted); its result is cached before
+  // the read is no longer shared, so that no lookup falls between the two
+  #read (rollout: string, a: CompiledAffinity, key: string, id: string, now: number): Promise<Outcome> {
+    return this.#store.getOwner(rollout, id).then((found): Outcome | Promise<Outcome> => {
+      if (found === undefined && this.#peers !== undefined && this.#uncertain(Date.now())) return this.#askPeers(rollout, a, key, id, [])
+      // unknown for a second from the store's answer (a read held up by a slow store still counts a full second)
+      if (found === undefined) this.#unknown.add(key, Date.now())
       // kept with when it was recorded: this replica answers its peers and the ledger with it
-      this.#cache.set(key, found === undefined ? NONE : found, found === undefined ? now + NEGATIVE_CACHE_MS : now + a.ttlMs)
-      this.#metrics.affinity.labels(rollout, found === undefined ? 'miss' : 'hit').inc()
-      return found?.owner
-    }, (err: Error) => {
+      else this.#cache.set(key, found, now + a.ttlMs)
+      return found === undefined ? UNKNOWN : FOUND[found.owner]
+    }, (err: Error): Outcome | Promise<Outcome> => {
       // the store is down or slow: the peers, then the rules below affinity
       this.#storeFailedAt = Date.now()
-      this.#metrics.affinity.labels(rollout, 'error').inc()
-      if (this.#peers !== undefined) return this.#askPeers(rollout, a, key, id)
+      if (this.#peers !== undefined) return this.#askPeers(rollout, a, key, id, ['error'])
       this.#log.warn({ rollout, err: { message: err.message } }, 'affinity lookup failed: routing by cohort')
-      return undefined
-    })
+      return ERRORED
+    }).finally(() => { this.#inflight.delete(key) })
   }
 
   /** what this replica knows of an order without its store: the peers' answer (GET /admin/affinity/:orderId) */
@@ -235,17 +283,19 @@ export class Affinity {
     const key = `${rollout}\t${id}`
     const now = Date.now()
     const known = this.#cache.get(key, now)
-    if (known !== undefined && known !== NONE && known.owner === backend) return
-    if (known === undefined || known === NONE) this.#cache.set(key, { owner: backend, at: now }, now + a.ttlMs)
+    if (known !== undefined && known.owner === backend) return
+    // an id asked for before it was created is no longer unknown
+    this.#unknown.delete(key)
+    if (known === undefined) this.#cache.set(key, { owner: backend, at: now }, now + a.ttlMs)
     try {
       const r = await this.#store.setOwner(rollout, id, backend, a.ttlMs)
-      this.#metrics.affinity.labels(rollout, 'learned').inc()
+      a.count.learned.inc()
       // Sentinel: stored on the master, but no replica confirmed it in time (a failover now loses it)
-      if (r === 'unreplicated') this.#metrics.affinity.labels(rollout, 'wait_timeout').inc()
+      if (r === 'unreplicated') a.count.wait_timeout.inc()
     } catch (err) {
       // the order still succeeds: the record waits here and is written when the store is back
       this.#storeFailedAt = Date.now()
-      this.#metrics.affinity.labels(rollout, 'record_error').inc()
+      a.count.record_error.inc()
       this.#log.warn({ rollout, backend, err: { message: (err as Error).message } }, 'affinity record failed: queued until the store answers')
       this.#enqueue({ rollout, id, owner: backend, ttlMs: a.ttlMs, at: now })
     }
@@ -264,7 +314,7 @@ export class Affinity {
 
   #memory (key: string): Entry | undefined {
     const e = this.#cache.get(key, Date.now())
-    if (e !== undefined && e !== NONE) return e
+    if (e !== undefined) return e
     const p = this.#pending.get(key)
     return p === undefined ? undefined : { owner: p.owner, at: p.at }
   }
@@ -275,17 +325,16 @@ export class Affinity {
     return age < RECOVERY_MS || (age < UNCERTAIN_MAX_MS && this.#peersClearAt <= since)
   }
 
-  #askPeers (rollout: string, a: CompiledAffinity, key: string, id: string): Promise<BackendName | undefined> {
-    return (this.#peers as Peers).ask(rollout, id).then((answer) => {
+  // before: what the lookup already counted (error: the store failed)
+  #askPeers (rollout: string, a: CompiledAffinity, key: string, id: string, before: readonly AffinityResult[]): Promise<Outcome> {
+    return (this.#peers as Peers).ask(rollout, id).then((answer): Outcome => {
       if (answer === 'clear' || answer === 'none' || answer === 'timeout') {
-        this.#metrics.affinity.labels(rollout, answer === 'timeout' ? 'peer_timeout' : 'peer_miss').inc()
         if (answer === 'clear') this.#peersClearAt = Date.now()
-        return undefined
+        return { owner: undefined, counted: [...before, answer === 'timeout' ? 'peer_timeout' : 'peer_miss'] }
       }
-      this.#metrics.affinity.labels(rollout, 'peer_hit').inc()
       // what a peer knew is as good as learned (an order never changes owner), with the peer's time
       this.#cache.set(key, answer, Date.now() + a.ttlMs)
-      return answer.owner
+      return { owner: answer.owner, counted: [...before, 'peer_hit'] }
     })
   }
 

@@ -32,3 +32,33 @@ export class AffinityLru<V = BackendName> {
   entries (): IterableIterator<[string, { owner: V, expires: number, at: number }]> { return this.#map.entries() }
 }
 
+
+/**
+ * keys remembered for a fixed time (ids the store did not know). All live equally long, so
+ * insertion order is expiry order: expired keys leave from the front as new ones come, and a
+ * lookup is one Map read (no recency to refresh, no object per key)
+ */
+export class ExpiringKeys {
+  readonly #ttlMs: number
+  readonly #max: number
+  readonly #map = new Map<string, number>()
+  constructor (ttlMs: number, max: number) { this.#ttlMs = ttlMs; this.#max = max }
+  has (key: string, now: number): boolean {
+    const until = this.#map.get(key)
+    return until !== undefined && until > now
+  }
+
+  /** remember key until (since + ttl) */
+  add (key: string, since: number): void {
+    this.#map.delete(key)
+    this.#map.set(key, since + this.#ttlMs)
+    for (const [k, until] of this.#map) {
+      if (until > since) break
+      this.#map.delete(k)
+    }
+    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
+  }
+
+  delete (key: string): void { this.#map.delete(key) }
+  get size (): number { return this.#map.size }
+}

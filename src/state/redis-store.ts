@@ -62,6 +62,12 @@ function parseOwner (v: string | null): { owner: BackendName, at: number } | und
   return { owner, at: sp === -1 ? 0 : Number(v.slice(sp + 1)) }
 }
 
+// a value written before the ledger holds only the owner: it is still read, with no time
+function storedOwner (v: string | null): StoredOwner | undefined {
+  const p = parseOwner(v)
+  return p === undefined ? undefined : { owner: p.owner, at: p.at > 0 ? p.at : null }
+}
+
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
 export class RedisStore implements StateStore {
@@ -259,10 +265,13 @@ export class RedisStore implements StateStore {
   onRemoteChange (cb: (doc: StateDoc) => void): void { this.#remote = cb }
   onReconnect (cb: () => void): void { this.#reconnect = cb }
 
-  async getOwner (rollout: string, orderId: string): Promise<StoredOwner | undefined> {
-    const p = parseOwner(await this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`))
-    // a value written before the ledger holds only the owner: it is still read, with no time
-    return p === undefined ? undefined : { owner: p.owner, at: p.at > 0 ? p.at : null }
+  // the request path: one promise for the GET, one for its answer (no async wrapper)
+  getOwner (rollout: string, orderId: string): Promise<StoredOwner | undefined> {
+    try {
+      return this.#aff.get(`${this.#keys.aff}${rollout}:${orderId}`).then(storedOwner)
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
   }
 
   async setOwner (rollout: string, orderId: string, owner: BackendName, ttlMs: number, learnedAt = Date.now()): Promise<void | 'unreplicated'> {
