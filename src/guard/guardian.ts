@@ -54,6 +54,12 @@ export interface GuardView {
   readonly at: string
 }
 
+/**
+ * a sample's hash in the store (under PREFIXguard:). Every guard hash carries one hash tag, so on a
+ * Redis Cluster they sit on one shard and a tick's single pipeline (every write and read) is allowed
+ */
+const fleetKey = (rollout: string, sample: string): string => `{~guard}:${rollout}:${sample}`
+
 export class Guardian {
   readonly #state: StateManager
   readonly #metrics: Metrics
@@ -175,9 +181,9 @@ export class Guardian {
         const incr = snap.deltaFields(s.pushed) ?? {}
         // every live sample's key is touched, so a quiet one does not expire under a long hold
         const ttlMs = (Number.isFinite(s.spec.end) ? s.spec.end - now : (g.plan?.holdMs ?? 0) * 4) + g.guard.windowMs * 2 + 60_000
-        writes.push({ key: `${g.name}:${s.spec.id}`, incr, ttlMs })
+        writes.push({ key: fleetKey(g.name, s.spec.id), incr, ttlMs })
         snaps.push({ s, snap })
-        if (g.samples.has(s.spec.id)) reads.push(`${g.name}:${s.spec.id}`)
+        if (g.samples.has(s.spec.id)) reads.push(fleetKey(g.name, s.spec.id))
       }
     }
     if (!this.#state.store.up()) return { fleet: undefined, down: true }
@@ -196,7 +202,7 @@ export class Guardian {
     const scope: GuardScope = g.guard.scope === 'replica' || this.#state.store.counters === undefined
       ? 'replica'
       : shared.down || shared.fleet === undefined ? 'replica (store down)' : 'fleet'
-    const countsOf = (s: Sample) => (scope === 'fleet' ? shared.fleet?.get(`${g.name}:${s.spec.id}`) : undefined) ?? s.local
+    const countsOf = (s: Sample) => (scope === 'fleet' ? shared.fleet?.get(fleetKey(g.name, s.spec.id)) : undefined) ?? s.local
     const at = new Date(now).toISOString()
     if (r.rollback !== null) {
       // nothing is judged while rolled back; a guard rollback stays a breach (on every replica, with

@@ -48,9 +48,10 @@ t.test('a three-master Redis Cluster', async (t) => {
   const fresh = await startOrderSystem('new', t)
   const dir = tempDir()
   const prefix = `cl${process.pid}:`
+  // the rollout is guarded at fleet scope (the default with a Redis store): its counters go to the cluster too
   const yaml = (i: number) => orderYaml(legacy.url, fresh.url,
     `state: { store: redis, file: "${join(dir, `cache-${i}.json`)}", redis: { cluster: [${cluster.addrs.map((a) => `"${a}"`).join(', ')}], prefix: "${prefix}" } }`,
-    { operator: OPERATOR, viewer: VIEWER })
+    { operator: OPERATOR, viewer: VIEWER }).replace('    cohortKey: [header:x-user-id]\n', '    cohortKey: [header:x-user-id]\n    guard: { window: 30s, minRequests: 1000, maxErrorRateDelta: 0.05 }\n')
   const a = await startGatewayFromYaml(yaml(0), t)
   const b = await startGatewayFromYaml(yaml(1), t)
   for (const g of [a, b]) await waitFor(async () => (await call(g.adminUrl, 'GET', '/readyz')).body.storeUp === true, { what: 'the gateway on the cluster' })
@@ -67,6 +68,24 @@ t.test('a three-master Redis Cluster', async (t) => {
       { what: 'percent 50 back on the first gateway' })
     const audit = await call(a.adminUrl, 'GET', '/admin/audit?limit=5', VIEWER)
     t.ok((audit.body.entries as unknown[]).length >= 2, 'the audit list is on the same slot as the state')
+  })
+
+  await t.test('the guard judges the fleet: its counters share one hash tag, so one pipeline reaches them', async (t) => {
+    type Guard = { scope?: string, backends?: { legacy: { requests: number }, new: { requests: number } } }
+    const guard = async (g: TestGateway) => ((await call(g.adminUrl, 'GET', '/admin/guard', VIEWER)).body.rollouts as Record<string, Guard>).checkout as Guard
+    // "not judged yet" has no counts
+    const sum = (v: Guard) => v.backends === undefined ? 0 : v.backends.legacy.requests + v.backends.new.requests
+    const before = [sum(await guard(a)), sum(await guard(b))]
+    for (const [g, n] of [[a, 6], [b, 5]] as const) {
+      for (let i = 0; i < n; i++) {
+        const r = await request(`${g.url}/api/orders/guarded-${i}`, { headers: { 'x-user-id': `g${i}` } })
+        await r.body.dump()
+      }
+    }
+    for (const [k, g] of [a, b].entries()) {
+      const v = await waitFor(async () => { const x = await guard(g); return x.scope === 'fleet' && sum(x) >= (before[k] as number) + 11 ? x : undefined }, { what: 'the guard at fleet scope counting both replicas\' requests', timeoutMs: 60_000 })
+      t.equal(v.scope, 'fleet', 'not "replica (store down)"')
+    }
   })
 
   const owners = new Map<string, string>()
