@@ -5,7 +5,7 @@ import t from 'tap'
 import { request, Agent } from 'undici'
 import { startBackend } from '../helpers/backend.js'
 import { startGatewayFromYaml } from '../helpers/gateway.js'
-import { call, VIEWER, TOKENS_YAML } from '../helpers/admin.js'
+import { call, VIEWER, OPERATOR, TOKENS_YAML } from '../helpers/admin.js'
 import { waitFor } from '../helpers/wait.js'
 import { bucketOf, encodeSalt } from '../../src/routing/index.js'
 import { sampleRatioPValue } from '../../src/guard/index.js'
@@ -99,4 +99,32 @@ t.test('a rollout at 10% with a 50% segment for half its users: right split, no 
   t.ok(skewed < 0.001, `${onNew + 150} of ${USERS + 150} on new against ${expectedOnNew + 75} expected: p = ${skewed}`)
   const off = await waitFor(async () => { const s = await stats(); return s?.n === USERS + 150 ? s : undefined }, { what: '/admin/stats with the skewed requests', timeoutMs: 60_000, intervalMs: 250 })
   t.equal(off.ok, false, `/admin/stats: a mismatch (p = ${off.pValue})`)
+})
+
+t.test('a ramp inside the window is no mismatch: requests before it are held to the old share', async (t) => {
+  const legacy = await startBackend('legacy', t)
+  const fresh = await startBackend('new', t)
+  const gw = await startGatewayFromYaml(yaml(legacy.url, fresh.url), t)
+  const agent = new Agent({ connections: 16 })
+  t.teardown(() => agent.close())
+  const send = async (user: string) => {
+    const res = await request(gw.url + '/api/orders/7', { headers: { 'x-user-id': user }, dispatcher: agent })
+    await res.body.dump()
+    return res.headers['x-dualtrack-backend'] === 'new' ? 1 : 0
+  }
+  const burst = async (from: number) => {
+    let n = 0
+    for (let i = from; i < from + 400; i += 20) n += (await Promise.all(Array.from({ length: 20 }, (_, k) => send(`r${i + k}`)))).reduce<number>((a, b) => a + b, 0)
+    return n
+  }
+  const before = await burst(0)
+  const put = await call(gw.adminUrl, 'PUT', '/admin/rollouts/checkout', OPERATOR, { percent: 50 })
+  t.equal(put.status, 200)
+  const after = await burst(400)
+  const text = await (await request(gw.adminUrl + '/metrics')).body.text()
+  t.equal(series(text, 'dualtrack_sample_ratio_window_requests{rollout="checkout"}'), 800)
+  t.ok(Math.abs((series(text, 'dualtrack_sample_ratio_expected{rollout="checkout"}') as number) - 0.3) < 1e-9, 'half held to 10%, half to 50%')
+  const p = series(text, 'dualtrack_sample_ratio_p_value{rollout="checkout",region=""}') as number
+  t.ok(p > 0.001, `${before} + ${after} of 800 on new across the ramp: p = ${p}`)
+  t.ok((sampleRatioPValue(800, before + after, 800 * 0.5) as number) < 1e-6, 'held to the new 50% alone, the same traffic would page someone')
 })
