@@ -96,6 +96,7 @@ t.test('undo of plan changes: start → pause, pause → resume, a step → paus
         const r = await request(`${gw.url}/api/orders`, { headers: { 'x-user-id': `u${user++}` }, dispatcher: agent })
         await r.body.dump()
       }))
+      // paces the load loop (light traffic until the plan steps); nothing is asserted after it
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
   })()
