@@ -16,6 +16,8 @@ export interface AffinityView {
   rollouts (): readonly string[]
   /** owner records waiting for the store to come back */
   readonly pending: number
+  /** peers holding such records (state.peers), at their last poll */
+  readonly peersPending: number
 }
 
 const schema = {

@@ -226,7 +226,15 @@ export function registerAdminRoutes (admin: FastifyInstance, deps: AdminDeps): v
 
   admin.get('/healthz', async () => ({ status: 'ok' }))
   admin.get('/readyz', async (_req, reply) => {
-    const body = { status: deps.draining() ? 'draining' : 'ready', store: deps.state.store.kind, storeUp: deps.state.store.up(), version: deps.state.doc.version }
+    const body = {
+      status: deps.draining() ? 'draining' : 'ready',
+      store: deps.state.store.kind,
+      storeUp: deps.state.store.up(),
+      version: deps.state.doc.version,
+      // with a shared store: owner records waiting for it (peers poll this to know the store's
+      // "unknown" may be wrong), and how many peers said they hold such records
+      ...(deps.affinity !== undefined && deps.state.store.kind === 'redis' ? { affinityPending: deps.affinity.pending, peersPending: deps.affinity.peersPending } : {})
+    }
     // a replica with its store down serves the last known state and stays ready (DESIGN.md §3)
     return reply.code(deps.draining() ? 503 : 200).send(body)
   })

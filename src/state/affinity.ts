@@ -145,6 +145,8 @@ export class Affinity {
 
   /** records waiting for the store */
   get pending (): number { return this.#pending.size }
+  /** peers that said, at their last poll, that they hold owner records the store has not seen */
+  get peersPending (): number { return this.#peers?.pendingPeers() ?? 0 }
 
   /**
    * the request path: the owner to route by, under the rollout's rollback mode. No rollback or
@@ -288,7 +290,8 @@ export class Affinity {
     this.#unknown.delete(key)
     if (known === undefined) this.#cache.set(key, { owner: backend, at: now }, now + a.ttlMs)
     try {
-      const r = await this.#store.setOwner(rollout, id, backend, a.ttlMs)
+      // the time memory keeps is the time stored: one owner, one learnedAt wherever it is read
+      const r = await this.#store.setOwner(rollout, id, backend, a.ttlMs, now)
       a.count.learned.inc()
       // Sentinel: stored on the master, but no replica confirmed it in time (a failover now loses it)
       if (r === 'unreplicated') a.count.wait_timeout.inc()
@@ -322,7 +325,10 @@ export class Affinity {
   #uncertain (now: number): boolean {
     const since = Math.max(this.#storeFailedAt, this.#store.recoveredAt?.() ?? -Infinity)
     const age = now - since
-    return age < RECOVERY_MS || (age < UNCERTAIN_MAX_MS && this.#peersClearAt <= since)
+    if (age < RECOVERY_MS || (age < UNCERTAIN_MAX_MS && this.#peersClearAt <= since)) return true
+    // a peer cut off from the store alone (this replica never saw an outage) said at the last poll
+    // that it holds records
+    return (this.#peers as Peers).pendingPeers() > 0
   }
 
   // before: what the lookup already counted (error: the store failed)

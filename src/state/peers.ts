@@ -3,7 +3,8 @@
 // the first that knows wins, and the whole ask is bounded by timeoutMs: a dead peer costs at most
 // that, once, on a request that would otherwise have been routed blind.
 // dns (a headless Service): its addresses are read at start and again every DNS_REFRESH_MS in the
-// background, never on the request path; an ask uses the last list read
+// background, never on the request path; an ask uses the last list read. Every PENDING_POLL_MS each
+// peer's /readyz says how many owner records it holds for the store (one cut off from Redis alone)
 import { lookup } from 'node:dns/promises'
 import { readFile } from 'node:fs/promises'
 import { networkInterfaces } from 'node:os'
@@ -21,6 +22,11 @@ export const DEFAULT_PEER_TIMEOUT_MS = 500
 export const DNS_REFRESH_MS = 5_000
 /** at most this many addresses of a Service are asked: an ask is one GET per peer */
 export const MAX_PEERS = 32
+/**
+ * every peer's /readyz is read this often for its `affinityPending`: a peer cut off from the store
+ * alone holds owner records the store lacks while this replica's store answers "unknown"
+ */
+export const PENDING_POLL_MS = 1_000
 
 export interface PeersConfig {
   readonly urls?: readonly string[] | undefined
@@ -48,12 +54,16 @@ export interface Peers {
   targets (): readonly string[]
   /** every request sent to a peer, and every DNS read, for metrics and tests */
   readonly asked: { calls: number, resolutions: number }
+  /** how many peers said, at the last poll, that they hold owner records the store has not seen */
+  pendingPeers (): number
   close (): Promise<void>
 }
 
 export interface PeersOptions {
   /** how often dns and tokenFile are read again (tests shorten it) */
   readonly refreshMs?: number
+  /** how often the peers' pending counts are read (0: never) */
+  readonly pendingPollMs?: number
 }
 
 export function createPeers (cfg: PeersConfig, selfPort: number, log: FastifyBaseLogger, opts: PeersOptions = {}): Peers {
@@ -166,14 +176,38 @@ export function createPeers (cfg: PeersConfig, selfPort: number, log: FastifyBas
     else void first.then(go)
   })
 
+  // the pending watch: one small GET per peer a second, in the background; a peer that does not
+  // answer in time holds nothing we could reach anyway
+  let pendingPeers = 0
+  let polling = false
+  const poll = async (): Promise<void> => {
+    if (polling || closed) return
+    polling = true
+    try {
+      const counts = await Promise.all(list.map((base) => request(base + '/readyz', { dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) })
+        .then(async (res) => {
+          const body = await res.body.json().catch(() => ({})) as { affinityPending?: unknown }
+          return typeof body.affinityPending === 'number' ? body.affinityPending : 0
+        }, () => 0)))
+      pendingPeers = counts.filter((n) => n > 0).length
+    } finally {
+      polling = false
+    }
+  }
+  const pollMs = opts.pendingPollMs ?? PENDING_POLL_MS
+  const watch = pollMs > 0 ? setInterval(() => { void poll() }, pollMs) : undefined
+  watch?.unref()
+
   return {
     timeoutMs,
     asked,
     ask: askAll,
     targets: () => list,
+    pendingPeers: () => pendingPeers,
     close: () => {
       closed = true
       clearInterval(timer)
+      clearInterval(watch)
       return agent.close()
     }
   }

@@ -244,6 +244,7 @@ t.test('a replica that is back late keeps its peers asking until every record it
   // and after that B trusts Redis's unknown without asking
   viaA.target = redisPort
   await waitFor(async () => await metric(a, /dualtrack_affinity_pending (\d+)/) === 0, { what: 'A wrote its queued owner record' })
+  await waitFor(async () => (await call(b.adminUrl, 'GET', '/readyz')).body.peersPending === 0, { what: 'B\'s poll to see A holding nothing' })
   const peerMisses = () => metric(b, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="peer_miss"\} (\d+)/)
   const before = await peerMisses()
   await (await notify('never-made-1')).body.dump()
@@ -252,4 +253,48 @@ t.test('a replica that is back late keeps its peers asking until every record it
   await (await notify(orderId)).body.dump()
   t.equal(await peerMisses(), before + 1, 'once every peer said it holds nothing, an unknown id is not asked about')
   t.equal(await metric(b, /dualtrack_affinity_total\{rollout="checkout",op="lookup",result="miss"\} (\d+)/) >= 1, true, 'it is a plain miss')
+})
+
+t.test('a replica cut off from Redis alone: the others, whose Redis answers, learn it holds records and ask it', async (t) => {
+  const legacy = await startDemoBackend('legacy')
+  const fresh = await startDemoBackend('new')
+  t.teardown(() => legacy.close())
+  t.teardown(() => fresh.close())
+  const redis = await startRedis(t)
+  const redisPort = Number(new URL(redis.url).port)
+  const viaA = await startRelay(t)
+  viaA.target = redisPort
+  const toA = await startRelay(t)
+  const toB = await startRelay(t)
+  const dir = tempDir()
+  const a = await startGatewayFromYaml(yaml(legacy.url, fresh.url, viaA.url.replace('http:', 'redis:'), toB.url, join(dir, 'a.json'), false), t)
+  const b = await startGatewayFromYaml(yaml(legacy.url, fresh.url, redis.url, toA.url, join(dir, 'b.json'), false), t)
+  toA.target = Number(new URL(a.adminUrl).port)
+  toB.target = Number(new URL(b.adminUrl).port)
+  await waitFor(() => a.app.state.store.up() && b.app.state.store.up(), { what: 'both replicas on Redis' })
+  const readyz = async (g: TestGateway) => (await call(g.adminUrl, 'GET', '/readyz')).body as { affinityPending: number, peersPending: number, storeUp: boolean }
+
+  // only A loses Redis: B's store keeps answering, so B never sees an outage
+  viaA.target = undefined
+  viaA.cut()
+  await waitFor(() => !a.app.state.store.up(), { what: 'A cut off from Redis' })
+  let orderId = ''
+  for (let i = 0; orderId === ''; i++) {
+    if (i > 200) throw new Error('no order landed on new in 200 tries at 50%')
+    const r = await request(a.url + '/api/orders', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-user-id': `cut-${i}` } })
+    const body = await r.body.json() as { orderId: string }
+    if (r.headers['x-dualtrack-backend'] === 'new') orderId = body.orderId
+  }
+  t.ok((await readyz(a)).affinityPending >= 1, 'A holds the owner records it could not write (/readyz)')
+  t.equal((await readyz(b)).storeUp, true, 'B is on Redis all along')
+  await waitFor(async () => (await readyz(b)).peersPending === 1, { what: 'B\'s poll of its peers to see A holding records' })
+
+  const cb = await request(b.url + '/api/payments/notify', { method: 'POST', body: `out_trade_no=${orderId}&trade_status=SUCCESS`, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  await cb.body.dump()
+  t.same([cb.statusCode, cb.headers['x-dualtrack-backend'], cb.headers['x-dualtrack-reason']], [200, 'new', 'affinity'], 'Redis does not know the order; B asked A, which does: the callback reaches new')
+
+  // A is back and writes its records; B stops counting it
+  viaA.target = redisPort
+  await waitFor(async () => (await readyz(a)).affinityPending === 0, { what: 'A wrote its queued owner records' })
+  await waitFor(async () => (await readyz(b)).peersPending === 0, { what: 'B to see A holding nothing' })
 })
