@@ -26,6 +26,9 @@ export interface Stats {
 /** a rollout's sample-ratio sums since start (the metrics keep them as plain numbers) */
 export interface RatioTotals { readonly total: number, readonly fresh: number, readonly expected: number, readonly variance: number }
 
+/** a fleet view read from Redis serves every request for the same window this long */
+export const FLEET_VIEW_REUSE_MS = 1_000
+
 export interface StatsOptions {
   rollouts?: () => Iterable<string>
   capacity?: number
@@ -100,6 +103,25 @@ export function createStats (registry: Registry, bounds: readonly number[], opts
     if (known !== undefined) ring.retain(known)
     return { backends, shadow: sh, rollouts }
   }
+  const views = new Map<string, { at: number, view: Promise<StatsView> }>()
+  const readFleet = async (ms: number, label: string, now: number): Promise<StatsView> => {
+    const fleetSrc = fleet as FleetStats
+    const last = Math.floor(now / SLOT_MS)
+    const n = Math.max(1, Math.min(ring.capacity, Math.round(ms / SLOT_MS)))
+    const slots = Array.from({ length: n }, (_, k) => last - n + 1 + k)
+    const got = await fleetSrc.read(slots)
+    if (typeof got === 'string') return ring.view(now, ms, label, { scope: 'local', fleet: `unavailable: ${got}` })
+    // a ring the size of the window, filled from the fleet's hashes; targets are the shared state's,
+    // as this replica saw it, carried forward into slots it has not sampled yet (the current one)
+    const sum = new StatsRing(bounds, n)
+    let carry: Record<string, number> = {}
+    for (const [slot, delta] of got.slots) {
+      const seen = ring.targets(slot)
+      if (Object.keys(seen).length > 0) carry = seen
+      sum.put(slot, delta, carry)
+    }
+    return sum.view(now, ms, label, { scope: 'fleet', replicas: got.replicas })
+  }
   let timer: NodeJS.Timeout | undefined
   const stats: Stats = {
     ring,
@@ -111,26 +133,19 @@ export function createStats (registry: Registry, bounds: readonly number[], opts
       const ms = parseWindow(window, ring.capacity)
       return ms === undefined ? undefined : ring.view(now, ms, window ?? '15m')
     },
-    async fleetView (window, now = Date.now()) {
+    fleetView (window, now = Date.now()) {
       const ms = parseWindow(window, ring.capacity)
-      if (ms === undefined) return undefined
+      if (ms === undefined) return Promise.resolve(undefined)
       const label = window ?? '15m'
-      if (fleet === undefined) return ring.view(now, ms, label)
-      const last = Math.floor(now / SLOT_MS)
-      const n = Math.max(1, Math.min(ring.capacity, Math.round(ms / SLOT_MS)))
-      const slots = Array.from({ length: n }, (_, k) => last - n + 1 + k)
-      const got = await fleet.read(slots)
-      if (typeof got === 'string') return ring.view(now, ms, label, { scope: 'local', fleet: `unavailable: ${got}` })
-      // a ring the size of the window, filled from the fleet's hashes; targets are the shared state's,
-      // as this replica saw it, carried forward into slots it has not sampled yet (the current one)
-      const sum = new StatsRing(bounds, n)
-      let carry: Record<string, number> = {}
-      for (const [slot, delta] of got.slots) {
-        const seen = ring.targets(slot)
-        if (Object.keys(seen).length > 0) carry = seen
-        sum.put(slot, delta, carry)
-      }
-      return sum.view(now, ms, label, { scope: 'fleet', replicas: got.replicas })
+      if (fleet === undefined) return Promise.resolve(ring.view(now, ms, label))
+      // every open console polls: one read of the fleet's window (a hash per slot) serves every
+      // request for that window within FLEET_VIEW_REUSE_MS, in flight or done
+      const hit = views.get(label)
+      if (hit !== undefined && now - hit.at < FLEET_VIEW_REUSE_MS && now >= hit.at) return hit.view
+      const view = readFleet(ms, label, now)
+      views.set(label, { at: now, view })
+      view.catch(() => views.delete(label))
+      return view
     },
     start () {
       if (timer !== undefined) return

@@ -70,24 +70,6 @@ t.test('a three-master Redis Cluster', async (t) => {
     t.ok((audit.body.entries as unknown[]).length >= 2, 'the audit list is on the same slot as the state')
   })
 
-  await t.test('the guard judges the fleet: its counters share one hash tag, so one pipeline reaches them', async (t) => {
-    type Guard = { scope?: string, backends?: { legacy: { requests: number }, new: { requests: number } } }
-    const guard = async (g: TestGateway) => ((await call(g.adminUrl, 'GET', '/admin/guard', VIEWER)).body.rollouts as Record<string, Guard>).checkout as Guard
-    // "not judged yet" has no counts
-    const sum = (v: Guard) => v.backends === undefined ? 0 : v.backends.legacy.requests + v.backends.new.requests
-    const before = [sum(await guard(a)), sum(await guard(b))]
-    for (const [g, n] of [[a, 6], [b, 5]] as const) {
-      for (let i = 0; i < n; i++) {
-        const r = await request(`${g.url}/api/orders/guarded-${i}`, { headers: { 'x-user-id': `g${i}` } })
-        await r.body.dump()
-      }
-    }
-    for (const [k, g] of [a, b].entries()) {
-      const v = await waitFor(async () => { const x = await guard(g); return x.scope === 'fleet' && sum(x) >= (before[k] as number) + 11 ? x : undefined }, { what: 'the guard at fleet scope counting both replicas\' requests', timeoutMs: 60_000 })
-      t.equal(v.scope, 'fleet', 'not "replica (store down)"')
-    }
-  })
-
   const owners = new Map<string, string>()
   await t.test('/admin/stats on either gateway shows both: the slots are hash-tagged onto one shard', async (t) => {
     type Stats = { scope: string, replicas?: number, fleet?: string, backends: Record<string, { rps: (number | null)[] }> }
@@ -104,6 +86,24 @@ t.test('a three-master Redis Cluster', async (t) => {
     for (const g of [a, b]) {
       const s = await waitFor(async () => { const v = await stats(g); return v.scope === 'fleet' && total(v) === before + 11 ? v : undefined }, { what: `${before} + 11 requests in the fleet's series`, timeoutMs: 60_000 })
       t.equal(s.fleet, undefined)
+    }
+  })
+
+  await t.test('the guard judges the fleet: its counters share one hash tag, so one pipeline reaches them', async (t) => {
+    type Guard = { scope?: string, backends?: { legacy: { requests: number }, new: { requests: number } } }
+    const guard = async (g: TestGateway) => ((await call(g.adminUrl, 'GET', '/admin/guard', VIEWER)).body.rollouts as Record<string, Guard>).checkout as Guard
+    // "not judged yet" has no counts
+    const sum = (v: Guard) => v.backends === undefined ? 0 : v.backends.legacy.requests + v.backends.new.requests
+    const before = [sum(await guard(a)), sum(await guard(b))]
+    for (const [g, n] of [[a, 6], [b, 5]] as const) {
+      for (let i = 0; i < n; i++) {
+        const r = await request(`${g.url}/api/orders/guarded-${i}`, { headers: { 'x-user-id': `g${i}` } })
+        await r.body.dump()
+      }
+    }
+    for (const [k, g] of [a, b].entries()) {
+      const v = await waitFor(async () => { const x = await guard(g); return x.scope === 'fleet' && sum(x) >= (before[k] as number) + 11 ? x : undefined }, { what: 'the guard at fleet scope counting both replicas\' requests', timeoutMs: 60_000 })
+      t.equal(v.scope, 'fleet', 'not "replica (store down)"')
     }
   })
 
