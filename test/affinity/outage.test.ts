@@ -192,14 +192,17 @@ t.test('a replica whose store is down answers its peers from memory; 404 for wha
   t.equal((await call(f.a.adminUrl, 'GET', `/admin/affinity/${created.orderId}?rollout=nope`, VIEWER)).status, 404)
 })
 
-t.test('a replica that is back late keeps its peers asking until every record it held is in the store', async (t) => {
+/**
+ * two replicas that reach Redis each through its own relay (so one can lose it, or be back, while
+ * the other is not) and each other through relays, as peers
+ */
+async function relayedFleet (t: Test) {
   const legacy = await startDemoBackend('legacy')
   const fresh = await startDemoBackend('new')
   t.teardown(() => legacy.close())
   t.teardown(() => fresh.close())
   const redis = await startRedis(t)
   const redisPort = Number(new URL(redis.url).port)
-  // each replica reaches Redis through its own relay, so one can be back while the other is not
   const viaA = await startRelay(t)
   const viaB = await startRelay(t)
   viaA.target = redisPort
@@ -213,6 +216,21 @@ t.test('a replica that is back late keeps its peers asking until every record it
   toA.target = Number(new URL(a.adminUrl).port)
   toB.target = Number(new URL(b.adminUrl).port)
   await waitFor(() => a.app.state.store.up() && b.app.state.store.up(), { what: 'both replicas on Redis' })
+  return { a, b, viaA, viaB, redisPort }
+}
+
+/** orders through one replica until one lands on new (50%): its id, and how many orders were made */
+async function orderOnNew (g: TestGateway, users: string): Promise<{ orderId: string, made: number }> {
+  for (let i = 0; i < 200; i++) {
+    const r = await request(g.url + '/api/orders', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-user-id': `${users}-${i}` } })
+    const body = await r.body.json() as { orderId: string }
+    if (r.headers['x-dualtrack-backend'] === 'new') return { orderId: body.orderId, made: i + 1 }
+  }
+  throw new Error('no order landed on new in 200 tries at 50%')
+}
+
+t.test('a replica that is back late keeps its peers asking until every record it held is in the store', async (t) => {
+  const { a, b, viaA, viaB, redisPort } = await relayedFleet(t)
 
   // both lose Redis; an order made on new through A waits in A's memory
   viaA.target = undefined
@@ -220,15 +238,7 @@ t.test('a replica that is back late keeps its peers asking until every record it
   viaA.cut()
   viaB.cut()
   await waitFor(() => !a.app.state.store.up() && !b.app.state.store.up(), { what: 'both replicas cut off from Redis' })
-  let orderId = ''
-  let made = 0
-  for (let i = 0; orderId === ''; i++) {
-    if (i > 200) throw new Error('no order landed on new in 200 tries at 50%')
-    const r = await request(a.url + '/api/orders', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-user-id': `late-${i}` } })
-    const body = await r.body.json() as { orderId: string }
-    made++
-    if (r.headers['x-dualtrack-backend'] === 'new') orderId = body.orderId
-  }
+  const { orderId, made } = await orderOnNew(a, 'late')
   t.equal(await metric(a, /dualtrack_affinity_pending (\d+)/), made, 'the owner records wait on A')
 
   // B is back, and stays back past its own recovery window, while A is still cut off
@@ -256,35 +266,14 @@ t.test('a replica that is back late keeps its peers asking until every record it
 })
 
 t.test('a replica cut off from Redis alone: the others, whose Redis answers, learn it holds records and ask it', async (t) => {
-  const legacy = await startDemoBackend('legacy')
-  const fresh = await startDemoBackend('new')
-  t.teardown(() => legacy.close())
-  t.teardown(() => fresh.close())
-  const redis = await startRedis(t)
-  const redisPort = Number(new URL(redis.url).port)
-  const viaA = await startRelay(t)
-  viaA.target = redisPort
-  const toA = await startRelay(t)
-  const toB = await startRelay(t)
-  const dir = tempDir()
-  const a = await startGatewayFromYaml(yaml(legacy.url, fresh.url, viaA.url.replace('http:', 'redis:'), toB.url, join(dir, 'a.json'), false), t)
-  const b = await startGatewayFromYaml(yaml(legacy.url, fresh.url, redis.url, toA.url, join(dir, 'b.json'), false), t)
-  toA.target = Number(new URL(a.adminUrl).port)
-  toB.target = Number(new URL(b.adminUrl).port)
-  await waitFor(() => a.app.state.store.up() && b.app.state.store.up(), { what: 'both replicas on Redis' })
+  const { a, b, viaA, redisPort } = await relayedFleet(t)
   const readyz = async (g: TestGateway) => (await call(g.adminUrl, 'GET', '/readyz')).body as { affinityPending: number, peersPending: number, storeUp: boolean }
 
   // only A loses Redis: B's store keeps answering, so B never sees an outage
   viaA.target = undefined
   viaA.cut()
   await waitFor(() => !a.app.state.store.up(), { what: 'A cut off from Redis' })
-  let orderId = ''
-  for (let i = 0; orderId === ''; i++) {
-    if (i > 200) throw new Error('no order landed on new in 200 tries at 50%')
-    const r = await request(a.url + '/api/orders', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-user-id': `cut-${i}` } })
-    const body = await r.body.json() as { orderId: string }
-    if (r.headers['x-dualtrack-backend'] === 'new') orderId = body.orderId
-  }
+  const { orderId } = await orderOnNew(a, 'cut')
   t.ok((await readyz(a)).affinityPending >= 1, 'A holds the owner records it could not write (/readyz)')
   t.equal((await readyz(b)).storeUp, true, 'B is on Redis all along')
   await waitFor(async () => (await readyz(b)).peersPending === 1, { what: 'B\'s poll of its peers to see A holding records' })
