@@ -41,9 +41,12 @@ t.test('status --timeout on a rollout without a plan is healthy at once', async 
 
 t.test('status --watch redraws on a terminal and exits 0 on Ctrl-C', async (t) => {
   const gw = await gateway(t)
-  // script(1) gives the CLI a pseudo-terminal; Ctrl-C typed into it reaches the CLI as SIGINT
-  const cmd = `${process.execPath} ${BIN} status --watch --admin ${gw.adminUrl}`
-  const p = spawn('script', ['-qefc', cmd, '/dev/null'], { env: { ...process.env, DUALTRACK_TOKEN: VIEWER, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] })
+  // script(1) gives the CLI a pseudo-terminal; Ctrl-C typed into it reaches the CLI as SIGINT.
+  // `exec` makes the CLI the terminal's foreground process, as an interactive shell's job control
+  // does: without it dash (script's /bin/sh when SHELL is unset, as in CI) stays in the foreground
+  // group, dies of the SIGINT itself, and script reports 130 whatever the CLI did
+  const cmd = `exec ${process.execPath} ${BIN} status --watch --admin ${gw.adminUrl}`
+  const p = spawn('script', ['-qefc', cmd, '/dev/null'], { env: { ...process.env, SHELL: '/bin/sh', DUALTRACK_TOKEN: VIEWER, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] })
   let out = ''
   p.stdout.on('data', (c: Buffer) => { out += c.toString() })
   p.stderr.on('data', (c: Buffer) => { out += c.toString() })
