@@ -145,27 +145,70 @@ export interface ClusterSetup {
 }
 
 /**
- * three masters, no replicas, slots spread by redis-cli --cluster create. full coverage off: with a
- * master gone, the others keep serving their slots (the gateway's state slot may be among them)
+ * three masters (with `replicas` replicas each, none by default), slots spread by redis-cli
+ * --cluster create. full coverage off: with a master gone, the others keep serving their slots
+ * (the gateway's state slot may be among them)
  */
-export async function startCluster (t: { teardown(fn: () => unknown): void }, masters = 3): Promise<ClusterSetup> {
+export async function startCluster (t: { teardown(fn: () => unknown): void }, masters = 3, opts: { replicas?: number } = {}): Promise<ClusterSetup> {
+  const replicas = opts.replicas ?? 0
   const nodes: RedisProc[] = []
-  for (let i = 0; i < masters; i++) {
+  for (let i = 0; i < masters * (1 + replicas); i++) {
     nodes.push(await launch(t, 'redis-server', (port, dir) => serverArgs(port, dir, undefined, [
       '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '1000',
       '--cluster-require-full-coverage', 'no'
     ])))
   }
   const addrs = nodes.map((n) => `127.0.0.1:${n.port}`)
-  await run('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 })
+  await run('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 })
   await waitFor(async () => {
     for (const n of nodes) {
       const { stdout } = await run('redis-cli', ['-p', String(n.port), 'cluster', 'info'])
       if (!stdout.includes('cluster_state:ok')) return false
+      // every node knows every other (a failover needs the masters' votes)
+      if (!stdout.includes(`cluster_known_nodes:${nodes.length}`)) return false
+      // a replica takes over only once it has synced with its master
+      const { stdout: repl } = await run('redis-cli', ['-p', String(n.port), 'info', 'replication'])
+      if (repl.includes('role:slave') && !repl.includes('master_link_status:up')) return false
     }
     return true
-  }, { what: 'cluster_state:ok on every node', timeoutMs: 30_000, intervalMs: 200 })
+  }, { what: 'cluster_state:ok on every node, replicas in sync', timeoutMs: 60_000, intervalMs: 200 })
   return { nodes, addrs }
+}
+
+export interface ClusterNode {
+  readonly id: string
+  readonly port: number
+  readonly role: 'master' | 'replica'
+  /** a replica's master (its id) */
+  readonly masterId: string | undefined
+  /** flagged fail (or pfail) by the node asked */
+  readonly failing: boolean
+  /** slot ranges served, inclusive */
+  readonly slots: readonly (readonly [number, number])[]
+}
+
+/** the cluster as the node on port sees it (CLUSTER NODES) */
+export async function clusterNodes (port: number): Promise<ClusterNode[]> {
+  const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'nodes'], { timeout: 5000 })
+  return stdout.split('\n').filter((l) => l.trim() !== '').map((l) => {
+    const [id, addr, flags, master, , , , , ...slots] = l.trim().split(' ') as string[]
+    const f = (flags ?? '').split(',')
+    return {
+      id: id as string,
+      port: Number(/:(\d+)@/.exec(addr ?? '')?.[1]),
+      role: f.includes('master') ? 'master' : 'replica',
+      masterId: master === '-' ? undefined : master,
+      failing: f.includes('fail') || f.includes('fail?'),
+      // importing/migrating entries ("[...]") are not served slots
+      slots: slots.filter((s) => !s.startsWith('[')).map((s) => { const [a, b] = s.split('-'); return [Number(a), Number(b ?? a)] as const })
+    }
+  })
+}
+
+/** the slot of a key (CLUSTER KEYSLOT) */
+export async function keySlot (port: number, key: string): Promise<number> {
+  const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'keyslot', key], { timeout: 5000 })
+  return Number(stdout.trim())
 }
 
 /** the number of keys matching pattern on one node */
