@@ -29,6 +29,8 @@ export class StateManager {
   #queue: Promise<unknown> = Promise.resolve()
   // what this replica changed recently, for the audit view while the store is down
   #localAudit: AuditEntry[] = []
+  // the flush under way: a second trigger joins it instead of sending the same change twice
+  #flushing: Promise<boolean> | undefined
 
   constructor (store: StateStore, log: FastifyBaseLogger) {
     this.store = store
@@ -82,7 +84,12 @@ export class StateManager {
   }
 
   /** send what waited for the store; called when it is back */
-  async flush (): Promise<boolean> {
+  flush (): Promise<boolean> {
+    this.#flushing ??= this.#flush().finally(() => { this.#flushing = undefined })
+    return this.#flushing
+  }
+
+  async #flush (): Promise<boolean> {
     // an empty change: restores the shared copy from this replica's if the store lost it
     if (this.#pending.length === 0) {
       const r = await this.#enqueue(noop(), Date.now())

@@ -88,6 +88,9 @@ export class RedisStore implements StateStore {
   #remote: ((doc: StateDoc) => void) | undefined
   #reconnect: (() => void) | undefined
   #wasDown = false
+  // a state command failed while the connection stayed up: a Cluster keeps its connection through
+  // the failover of one shard, so no reconnect says when the state's slot answers again
+  #failedUp = false
   #poll: NodeJS.Timeout | undefined
   #closed = false
   #affDown = false
@@ -127,6 +130,7 @@ export class RedisStore implements StateStore {
       cause = undefined
       if (this.#wasDown) {
         this.#wasDown = false
+        this.#failedUp = false
         o.log.info({ store: 'redis' }, 'state store is back')
         this.#reconnect?.()
       }
@@ -216,6 +220,7 @@ export class RedisStore implements StateStore {
       }
       throw new DUALTRACK_ERR_STORE_CONFLICT(MAX_CAS_TRIES)
     } catch (err) {
+      this.#failedUp = true
       this.#o.log.warn({ err, store: 'redis' }, 'state change not stored')
       return null
     }
@@ -361,6 +366,13 @@ export class RedisStore implements StateStore {
     if (!this.up()) return
     try {
       const v = Number(await this.#client.get(this.#keys.version) ?? 0)
+      // the state's slot answers again after a change failed (a Cluster shard failed over): send
+      // what waited, as a reconnect does; without it that change stayed on this replica for good
+      if (this.#failedUp) {
+        this.#failedUp = false
+        this.#o.log.info({ store: 'redis' }, 'state store answers again')
+        this.#reconnect?.()
+      }
       if (v <= this.#known) return
       const raw = await this.#client.get(this.#keys.state)
       if (raw === null) return

@@ -3,8 +3,8 @@
 // order -> payment -> callback; the master holding the state slot (and a third of the owners) is
 // SIGKILLed and its replica promoted by the cluster itself. No client request fails, owners
 // recorded before the kill are found on the promoted replica by the gateway that never saw them,
-// the owners refused during the failover reach the store, and a rollback after it reaches both
-// gateways
+// a state change made during the failover and the owners refused meanwhile reach the store, and a
+// rollback after it reaches both gateways
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -167,6 +167,9 @@ t.test('a Redis Cluster failover (three masters, one replica each) under order -
 
   const killedAt = performance.now()
   await victim.kill()
+  // a state change while the state's shard is gone: applied on this gateway, not stored yet
+  const during = await call(a.adminUrl, 'PUT', '/admin/rollouts/checkout', OPERATOR, { percent: 30 })
+  t.equal(during.status, 200, 'a change during the failover is accepted')
   // promoted: the replica says it is a master serving the state slot
   const survivor = cluster.nodes.find((n) => n.port !== victim.port && n.port !== heir.port) as (typeof cluster.nodes)[number]
   await waitFor(async () => {
@@ -194,6 +197,14 @@ t.test('a Redis Cluster failover (three masters, one replica each) under order -
   await traffic
   t.same(failures, [], `no client request failed in ${flows.done} flows (${flows.done * 3} requests), ${flows.afterFailover} after the failover`)
 
+  // the change made while the shard was gone reaches the other gateway once the shard is back
+  type State = { store: { pending: number }, rollouts: { checkout: { percent: number } } }
+  await waitFor(async () => ((await call(b.adminUrl, 'GET', '/admin/state', VIEWER)).body as unknown as State).rollouts.checkout.percent === 30,
+    { what: 'the change made during the failover on the other gateway', timeoutMs: 30_000 })
+  const changeMs = performance.now() - killedAt
+  await waitFor(async () => ((await call(a.adminUrl, 'GET', '/admin/state', VIEWER)).body as unknown as State).store.pending === 0,
+    { what: 'nothing left waiting on the gateway that made the change' })
+
   // owners refused while the shard was gone waited in memory and reach the store once it is back
   for (const g of gateways) {
     await waitFor(async () => metric(await metrics(g), /^dualtrack_affinity_pending /) === 0, { what: 'no owner record left waiting for the store', timeoutMs: 60_000 })
@@ -219,7 +230,8 @@ t.test('a Redis Cluster failover (three masters, one replica each) under order -
   const m = await Promise.all(gateways.map(metrics))
   const sum = (re: RegExp) => m.reduce((x, text) => x + metric(text, re), 0)
   t.comment(`cluster failover: the replica was promoted ${failoverMs.toFixed(0)} ms after SIGKILL (cluster-node-timeout 1000 ms); ` +
-    `both gateways read the shard again after ${recoveryMs.toFixed(0)} ms; rollback on both gateways ${propagationMs.toFixed(1)} ms after it was sent; ` +
+    `both gateways read the shard again after ${recoveryMs.toFixed(0)} ms; ` +
+    `the change made during the failover (propagated: ${String(during.body.propagated)}) was on the other gateway after ${changeMs.toFixed(0)} ms; rollback on both gateways ${propagationMs.toFixed(1)} ms after it was sent; ` +
     `${flows.done} flows, 0 failed; lookups that fell back on memory or the rules: ${sum(affinity('lookup', 'error'))}; ` +
     `owner records refused then written later: ${sum(affinity('record', 'record_error'))}/${sum(affinity('record', 'flushed'))}`)
 })
