@@ -16,6 +16,8 @@ export { DEFAULT_COMMAND_TIMEOUT_MS, MAX_RETRY_DELAY_MS } from './redis-client.j
 export const DEFAULT_POLL_MS = 1000
 export const AFF_MAX_RETRY_DELAY_MS = 250
 const MAX_CAS_TRIES = 8
+/** keys per MGET of the lookups of one turn: a burst larger than this is read by several */
+export const MGET_MAX_KEYS = 500
 /** keys per SCAN step of a ledger export */
 export const SCAN_COUNT = 1000
 const EXPORT_COMMAND_TIMEOUT_MS = 10_000
@@ -292,9 +294,9 @@ export class RedisStore implements StateStore {
       }
     }
     let b = this.#reads
-    if (b === undefined) {
+    if (b === undefined || b.keys.length >= MGET_MAX_KEYS) {
       b = this.#reads = { keys: [], resolve: [], reject: [] }
-      setImmediate(this.#readTurn)
+      setImmediate(this.#readTurn, b)
     }
     const batch = b
     batch.keys.push(key)
@@ -305,9 +307,8 @@ export class RedisStore implements StateStore {
   }
 
   // every lookup of the turn gets its own key's answer, or the MGET's error (as each GET would have)
-  readonly #readTurn = (): void => {
-    const b = this.#reads as ReadTurn
-    this.#reads = undefined
+  readonly #readTurn = (b: ReadTurn): void => {
+    if (this.#reads === b) this.#reads = undefined
     let read: Promise<(string | null)[]>
     try {
       read = (this.#aff as Redis).mget(b.keys)

@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/wait.js'
 import { WRITE_METHODS } from '../../src/config/index.js'
 import { NOOP_HOOKS } from '../../src/proxy/index.js'
 import { lookupSourcesOn } from '../../src/routing/index.js'
-import { RedisStore } from '../../src/state/redis-store.js'
+import { RedisStore, MGET_MAX_KEYS } from '../../src/state/redis-store.js'
 
 function yaml (legacy: DemoBackend, fresh: DemoBackend, state: string) {
   return `
@@ -152,6 +152,12 @@ t.test('the lookups of one event-loop turn are one MGET, each answered with its 
   t.same(await store.getOwner('checkout', 'ORD-legacy'), { owner: 'legacy', at: 1764500000001 })
   await mon.settle()
   t.equal(mon.reads().length, before + 2)
+  // a burst past MGET_MAX_KEYS is read by several MGETs, every key once
+  const burst = Array.from({ length: MGET_MAX_KEYS + 3 }, (_, i) => `BURST-${i}`)
+  const burstFound = await Promise.all(burst.map((id) => store.getOwner('checkout', id === 'BURST-501' ? 'ORD-new' : id)))
+  t.same(burstFound.filter((f) => f !== undefined), [{ owner: 'new', at: 1764500000000 }], 'each lookup its own answer, across MGETs')
+  await mon.settle()
+  t.same(mon.reads().slice(before + 2).map((keys) => keys.length), [MGET_MAX_KEYS, 3], 'two MGETs, the first full')
   // Redis gone: every lookup of the turn fails (as each GET did), and a later one fails too
   await redis.stop()
   const failed = await Promise.allSettled([store.getOwner('checkout', 'ORD-new'), store.getOwner('checkout', 'NOSUCH-3')])
