@@ -84,8 +84,9 @@ export class RedisStore implements StateStore {
   readonly #o: RedisStoreOptions
   readonly #client: RedisClient
   readonly #sub: RedisClient
-  // the request path's reads and writes (affinity) on their own connection, auto-pipelined: the
-  // lookups of one event-loop turn go out as one write, and never queue behind a state change
+  // the request path's reads and writes (affinity) on their own connection: the lookups of one
+  // event-loop turn go out as one MGET (getOwner), the owner writes auto-pipelined, and neither
+  // queues behind a state change
   readonly #aff: RedisClient
   // Sentinel: owner writes and their WAIT on one more connection, so that a WAIT (which blocks its
   // connection) never holds up a lookup; the same connection as lookups elsewhere
