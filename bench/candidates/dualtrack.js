@@ -74,9 +74,9 @@ export const MODES = {
   // request metrics off (DUALTRACK_METRICS=off): dualtrack vs this is what recording costs
   'dualtrack-no-metrics': { env: { DUALTRACK_METRICS: 'off' }, apply: () => {} },
   // affinity lookups on the Redis store: every GET names a random order from a pool of
-  // BENCH_AFFINITY_IDS (10,000); none has an owner, so a lookup is a Redis GET unless the same id
+  // BENCH_AFFINITY_IDS (10,000); none has an owner, so a lookup is a Redis read (one key of its turn's MGET) unless the same id
   // was asked in the last second (the gateway's negative cache). Compare with dualtrack-redis in
-  // the same run; the measured mix is in the results file (counters.redis.get.perRequest)
+  // the same run; the measured mix is in the results file (counters.redis.keyspace_misses.perRequest)
   'dualtrack-redis-affinity': {
     needs: ['redis'],
     apply: (c, svc) => {

@@ -61,7 +61,7 @@ function tlsOptions (tls: RedisTls | undefined): RedisOptions['tls'] {
  * one ioredis client for c. No offline queue and a short command timeout: a command to a Redis
  * that is down fails at once instead of piling up (DESIGN.md §7); reconnects are capped at 2 s
  */
-export function createRedisClient (c: RedisConnection, extra: { autoPipeline?: boolean, commandTimeoutMs?: number | null, retry?: { stepMs: number, maxMs: number } } = {}): RedisClient {
+export function createRedisClient (c: RedisConnection, extra: { autoPipeline?: boolean, autoPipelineIgnore?: string[], commandTimeoutMs?: number | null, retry?: { stepMs: number, maxMs: number } } = {}): RedisClient {
   const step = extra.retry?.stepMs ?? 100
   const max = extra.retry?.maxMs ?? MAX_RETRY_DELAY_MS
   const commandTimeout = extra.commandTimeoutMs === null ? undefined : extra.commandTimeoutMs ?? c.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
@@ -77,7 +77,7 @@ export function createRedisClient (c: RedisConnection, extra: { autoPipeline?: b
     ...(c.username !== undefined ? { username: c.username } : {}),
     ...(c.password !== undefined ? { password: c.password } : {}),
     ...(tls !== undefined ? { tls } : {}),
-    ...(extra.autoPipeline === true ? { enableAutoPipelining: true } : {})
+    ...(extra.autoPipeline === true ? { enableAutoPipelining: true, ...(extra.autoPipelineIgnore !== undefined ? { autoPipeliningIgnoredCommands: extra.autoPipelineIgnore } : {}) } : {})
   }
   const t = c.target
   if (t.kind === 'server') return new Redis(t.url, base)

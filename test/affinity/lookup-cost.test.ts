@@ -1,10 +1,12 @@
 // what an affinity lookup costs the store (issue 17): concurrent lookups of one order id share one
-// Redis GET, an id the store did not know is not asked again for a second, and a route that cannot
-// carry an order id makes no lookup at all. Counted on a real redis-server with MONITOR
+// Redis read, the lookups of one event-loop turn share one MGET, an id the store did not know is not
+// asked again for a second, and a route that cannot carry an order id makes no lookup at all.
+// Counted on a real redis-server with MONITOR
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { Redis } from 'ioredis'
+import pino from 'pino'
 import { startDemoBackend, type DemoBackend } from '../../src/demo/index.js'
 import { startGatewayFromYaml, tempDir, type TestGateway } from '../helpers/gateway.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
@@ -13,6 +15,7 @@ import { waitFor } from '../helpers/wait.js'
 import { WRITE_METHODS } from '../../src/config/index.js'
 import { NOOP_HOOKS } from '../../src/proxy/index.js'
 import { lookupSourcesOn } from '../../src/routing/index.js'
+import { RedisStore, MGET_MAX_KEYS } from '../../src/state/redis-store.js'
 
 function yaml (legacy: DemoBackend, fresh: DemoBackend, state: string) {
   return `
@@ -75,7 +78,10 @@ async function monitor (t: Test, url: string) {
       await other.echo(marker)
       await waitFor(() => seen.some((a) => a[0]?.toLowerCase() === 'echo' && a[1] === marker), { timeoutMs: 10_000, what: 'MONITOR to show the marker' })
     },
-    gets (key: string) { return seen.filter((a) => a[0]?.toLowerCase() === 'get' && a[1] === key).length }
+    /** the keys each GET or MGET read, one list per command */
+    reads () { return seen.filter((a) => ['get', 'mget'].includes(a[0]?.toLowerCase() ?? '')).map((a) => a.slice(1)) },
+    /** how many times key was read (by a GET or within an MGET) */
+    gets (key: string) { return this.reads().flat().filter((k) => k === key).length }
   }
 }
 
@@ -91,7 +97,7 @@ async function metric (gw: TestGateway, result: string): Promise<number> {
   return m === null ? -1 : Number(m[1])
 }
 
-t.test('50 concurrent callbacks for one unknown order id make one Redis GET', async (t) => {
+t.test('50 concurrent callbacks for one unknown order id make one Redis read', async (t) => {
   const s = await setup(t)
   const gw = await s.gateway('a')
   const mon = await monitor(t, s.redis.url)
@@ -101,12 +107,12 @@ t.test('50 concurrent callbacks for one unknown order id make one Redis GET', as
   await mon.other.call('CLIENT', 'PAUSE', '300', 'ALL')
   const answers = await Promise.all(Array.from({ length: 50 }, () => callback(gw.url, id)))
   await mon.settle()
-  t.equal(mon.gets(`${s.prefix}aff:checkout:${id}`), 1, 'one GET for 50 lookups of one id')
+  t.equal(mon.gets(`${s.prefix}aff:checkout:${id}`), 1, 'one read for 50 lookups of one id')
   t.same(new Set(answers.map((a) => `${a.status} ${a.backend} ${a.reason}`)), new Set(['404 legacy unkeyed']), 'every callback routed by the rules below affinity (no user key: unkeyed, legacy)')
   t.equal(await metric(gw, 'miss'), 50, 'each lookup counted once, as if it had read alone')
 })
 
-t.test('50 concurrent callbacks for an order another replica created share one GET and all reach its owner', async (t) => {
+t.test('50 concurrent callbacks for an order another replica created share one read and all reach its owner', async (t) => {
   const s = await setup(t)
   const a = await s.gateway('a')
   const b = await s.gateway('b')
@@ -119,8 +125,44 @@ t.test('50 concurrent callbacks for an order another replica created share one G
   const answers = await Promise.all(Array.from({ length: 50 }, () => callback(a.url, order.orderId)))
   await mon.settle()
   t.same(new Set(answers.map((x) => `${x.status} ${x.backend} ${x.reason}`)), new Set(['200 new affinity']), 'every callback reached the order\'s owner')
-  t.equal(mon.gets(`${s.prefix}aff:checkout:${order.orderId}`), 1, 'one GET for 50 lookups of one id')
+  t.equal(mon.gets(`${s.prefix}aff:checkout:${order.orderId}`), 1, 'one read for 50 lookups of one id')
   t.equal(await metric(a, 'hit'), 50, 'each lookup counted as a hit')
+})
+
+t.test('the lookups of one event-loop turn are one MGET, each answered with its own key', async (t) => {
+  const redis = await startRedis(t)
+  const prefix = `turn${process.pid}:`
+  const store = new RedisStore({ connection: { target: { kind: 'server', url: redis.url } }, prefix, cacheFile: join(tempDir(), 'turn.json'), log: pino({ level: 'silent' }) })
+  await store.connect()
+  t.teardown(() => store.close())
+  const mon = await monitor(t, redis.url)
+  await mon.other.set(`${prefix}aff:checkout:ORD-new`, 'new 1764500000000')
+  await mon.other.set(`${prefix}aff:checkout:ORD-legacy`, 'legacy 1764500000001')
+  // written before the ledger: the owner alone, no time
+  await mon.other.set(`${prefix}aff:checkout:ORD-old`, 'new')
+  await mon.other.set(`${prefix}aff:other:ORD-new`, 'legacy 1764500000002')
+  await mon.settle()
+  const before = mon.reads().length
+  const ids: [string, string][] = [['checkout', 'ORD-new'], ['checkout', 'NOSUCH-1'], ['checkout', 'ORD-legacy'], ['checkout', 'ORD-old'], ['other', 'ORD-new'], ['checkout', 'NOSUCH-2']]
+  const found = await Promise.all(ids.map(([r, id]) => store.getOwner(r, id)))
+  t.same(found, [{ owner: 'new', at: 1764500000000 }, undefined, { owner: 'legacy', at: 1764500000001 }, { owner: 'new', at: null }, { owner: 'legacy', at: 1764500000002 }, undefined])
+  await mon.settle()
+  t.same(mon.reads().slice(before), [ids.map(([r, id]) => `${prefix}aff:${r}:${id}`)], 'one MGET of the six keys, in the order asked')
+  // a later turn is a read of its own
+  t.same(await store.getOwner('checkout', 'ORD-legacy'), { owner: 'legacy', at: 1764500000001 })
+  await mon.settle()
+  t.equal(mon.reads().length, before + 2)
+  // a burst past MGET_MAX_KEYS is read by several MGETs, every key once
+  const burst = Array.from({ length: MGET_MAX_KEYS + 3 }, (_, i) => `BURST-${i}`)
+  const burstFound = await Promise.all(burst.map((id) => store.getOwner('checkout', id === 'BURST-501' ? 'ORD-new' : id)))
+  t.same(burstFound.filter((f) => f !== undefined), [{ owner: 'new', at: 1764500000000 }], 'each lookup its own answer, across MGETs')
+  await mon.settle()
+  t.same(mon.reads().slice(before + 2).map((keys) => keys.length), [MGET_MAX_KEYS, 3], 'two MGETs, the first full')
+  // Redis gone: every lookup of the turn fails (as each GET did), and a later one fails too
+  await redis.stop()
+  const failed = await Promise.allSettled([store.getOwner('checkout', 'ORD-new'), store.getOwner('checkout', 'NOSUCH-3')])
+  t.same(failed.map((f) => f.status), ['rejected', 'rejected'], 'each lookup of the turn is refused')
+  await t.rejects(store.getOwner('checkout', 'ORD-new'))
 })
 
 t.test('a route that cannot carry an order id makes no lookup', async (t) => {
@@ -137,8 +179,8 @@ t.test('a route that cannot carry an order id makes no lookup', async (t) => {
   const r = await request(`${gw.url}/api/orders/o-1`, { headers: { 'x-user-id': 'u-1' } })
   await r.body.text()
   await mon.settle()
-  const affGets = mon.seen.filter((a) => a[0]?.toLowerCase() === 'get' && a[1]?.startsWith(`${s.prefix}aff:`))
-  t.same(affGets.map((a) => a[1]), [`${s.prefix}aff:checkout:o-1`], 'only the request on /api/orders read the store')
+  const affReads = mon.reads().flat().filter((k) => k.startsWith(`${s.prefix}aff:`))
+  t.same(affReads, [`${s.prefix}aff:checkout:o-1`], 'only the request on /api/orders read the store')
   t.equal(await metric(gw, 'miss'), 1, 'one lookup counted: the /api/orders one')
   t.equal(await metric(gw, 'hit'), 0)
 })
