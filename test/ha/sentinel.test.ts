@@ -11,30 +11,11 @@ import { tempDir } from '../helpers/gateway.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
 import { call, OPERATOR, VIEWER } from '../helpers/admin.js'
 import { startSentinelSetup } from '../helpers/redis-ha.js'
-import { startOrderSystem, orderYaml, type OrderSystem } from '../helpers/order-system.js'
+import { startOrderSystem, orderYaml, reasonOf, createOrders, callbacksOffOwner, orderFlows, type OrderSystem } from '../helpers/order-system.js'
 import { waitFor } from '../helpers/wait.js'
 import { Redis } from 'ioredis'
 
 const PASSWORD = `pw-${process.pid}-sentinel`
-
-interface Answer { status: number, backend: string, reason: string, body: Record<string, unknown> }
-
-async function send (base: string, path: string, opts: { user?: string, json?: unknown, form?: Record<string, string> }): Promise<Answer> {
-  const headers: Record<string, string> = {}
-  if (opts.user !== undefined) headers['x-user-id'] = opts.user
-  let body: string | undefined
-  if (opts.json !== undefined) { headers['content-type'] = 'application/json'; body = JSON.stringify(opts.json) }
-  if (opts.form !== undefined) { headers['content-type'] = 'application/x-www-form-urlencoded'; body = new URLSearchParams(opts.form).toString() }
-  const r = await request(base + path, { method: 'POST', headers, body, headersTimeout: 10_000, bodyTimeout: 10_000 })
-  const text = await r.body.text()
-  return { status: r.statusCode, backend: String(r.headers['x-dualtrack-backend']), reason: String(r.headers['x-dualtrack-reason']), body: JSON.parse(text) as Record<string, unknown> }
-}
-
-async function reasonOf (g: GatewayProcess): Promise<string> {
-  const r = await request(g.url + '/api/orders/x', { headers: { 'x-user-id': 'someone' } })
-  await r.body.dump()
-  return String(r.headers['x-dualtrack-reason'])
-}
 
 async function metric (g: GatewayProcess, line: RegExp): Promise<number> {
   const r = await request(g.adminUrl + '/metrics')
@@ -60,12 +41,7 @@ t.test('a Sentinel failover under order -> payment -> callback traffic', async (
 
   // orders created through gateway a before the kill; their callbacks go through b afterwards,
   // which has never seen them: only the store (the promoted replica) can know their owner
-  const before = new Map<string, 'legacy' | 'new'>()
-  for (let i = 0; i < 200; i++) {
-    const r = await send(a.url, '/api/orders', { user: `pre-${i}`, json: { items: [i] } })
-    t.equal(r.status, 201)
-    before.set(String(r.body.orderId), r.backend as 'legacy' | 'new')
-  }
+  const before = await createOrders(t, a.url, 200)
   t.ok(new Set(before.values()).size === 2, 'orders on both systems')
   // WAIT bounds how long an answer waits for the replica, not whether the replica gets the write: on
   // a saturated machine some acks come after replicaWaitMs (counted). The owners survive the kill
@@ -82,34 +58,9 @@ t.test('a Sentinel failover under order -> payment -> callback traffic', async (
   }
   await waitFor(offsets, { what: 'the replica to hold every write of the master' })
 
-  // steady traffic: four flows of order -> payment (with the user) -> callback (order id only),
-  // each through one gateway, alternating
-  let stop = false
-  const failures: string[] = []
-  const flows = { done: 0, afterFailover: 0 }
-  let failedOver = false
-  const deadline = performance.now() + 120_000
-  const flow = async (k: number) => {
-    let n = 0
-    while (!stop && performance.now() < deadline && n < 5000) {
-      const g = gateways[(k + n) % 2] as GatewayProcess
-      const user = `u${k}-${n++}`
-      try {
-        const o = await send(g.url, '/api/orders', { user, json: { items: [1] } })
-        if (o.status !== 201) { failures.push(`order ${user}: ${o.status}`); continue }
-        const id = String(o.body.orderId)
-        const p = await send(g.url, '/api/payments', { user, json: { orderId: id } })
-        if (p.status !== 200 || p.backend !== o.backend) failures.push(`payment ${id}: ${p.status} on ${p.backend}, order on ${o.backend}`)
-        const c = await send(g.url, '/api/payments/notify', { form: { out_trade_no: id } })
-        if (c.status !== 200 || c.backend !== o.backend) failures.push(`callback ${id}: ${c.status} on ${c.backend} (${c.reason}), order on ${o.backend}`)
-        flows.done++
-        if (failedOver) flows.afterFailover++
-      } catch (err) {
-        failures.push(`${user}: ${(err as Error).message}`)
-      }
-    }
-  }
-  const traffic = Promise.all([0, 1, 2, 3].map(flow))
+  // steady traffic through both gateways (order -> payment -> callback)
+  const traffic = orderFlows(gateways.map((g) => g.url), 120_000)
+  const flows = traffic.counts
   await waitFor(() => flows.done >= 40, { what: '40 flows before the kill', timeoutMs: 30_000 })
 
   const oldMaster = ha.master.port
@@ -126,18 +77,13 @@ t.test('a Sentinel failover under order -> payment -> callback traffic', async (
     throw err
   })
   const reconnectMs = performance.now() - killedAt
-  failedOver = true
+  traffic.markFailedOver()
   await waitFor(() => flows.afterFailover >= 40, { what: '40 flows after the failover', timeoutMs: 60_000 })
-  stop = true
-  await traffic
-  t.same(failures, [], `no client request failed in ${flows.done} flows (${flows.done * 3} requests), ${flows.afterFailover} after the failover`)
+  await traffic.stop()
+  t.same(traffic.failures, [], `no client request failed in ${flows.done} flows (${flows.done * 3} requests), ${flows.afterFailover} after the failover`)
 
   // the owners recorded before the kill survived it, and a gateway that never saw them finds them
-  const wrong: string[] = []
-  for (const [id, owner] of before) {
-    const c = await send(b.url, '/api/payments/notify', { form: { out_trade_no: id } })
-    if (c.status !== 200 || c.backend !== owner || c.reason !== 'affinity') wrong.push(`${id}: ${c.status} ${c.backend} ${c.reason}, owner ${owner}`)
-  }
+  const wrong = await callbacksOffOwner(b.url, before)
   t.same(wrong, [], `all ${before.size} callbacks for orders created before the kill reached their owner through the other gateway`)
   const one = [...before][0] as [string, string]
   t.match((await call(b.adminUrl, 'GET', `/admin/affinity/${one[0]}`, VIEWER)).body, { orderId: one[0], owner: one[1], learnedAt: /^\d{4}-\d\d-\d\dT/ })
@@ -147,7 +93,7 @@ t.test('a Sentinel failover under order -> payment -> callback traffic', async (
   const rb = await call(a.adminUrl, 'POST', '/admin/rollback', OPERATOR, { reason: 'after the failover', rollout: 'checkout' })
   t.equal(rb.status, 200)
   t.equal(rb.body.propagated, true, 'stored on the new master')
-  await waitFor(async () => (await reasonOf(a)) === 'rollback' && (await reasonOf(b)) === 'rollback', { what: 'the rollback on both gateways', timeoutMs: 1000, intervalMs: 5 })
+  await waitFor(async () => (await reasonOf(a.url)) === 'rollback' && (await reasonOf(b.url)) === 'rollback', { what: 'the rollback on both gateways', timeoutMs: 1000, intervalMs: 5 })
   const propagationMs = performance.now() - sent
   const waitTimeouts = await metric(a, /^dualtrack_affinity_total\{rollout="checkout",op="record",result="wait_timeout"\}/) + await metric(b, /^dualtrack_affinity_total\{rollout="checkout",op="record",result="wait_timeout"\}/)
   t.comment(`failover: sentinels promoted the replica ${failoverMs.toFixed(0)} ms after SIGKILL; both gateways on it after ${reconnectMs.toFixed(0)} ms; ` +
